@@ -1,0 +1,359 @@
+"""Which tensors are prunable, and exact-k magnitude masks.
+
+The paper prunes every conv, fully connected and recurrent weight matrix except the first conv,
+and never biases, norms or embeddings. That is the default here; ``include=`` / ``exclude=``
+override it because every task in the paper prunes a different set.
+
+Masks are exact: a tensor of ``n`` weights pruned at sparsity ``s`` gets exactly ``round(n * s)``
+zeros (Python's ``round``), the smallest by magnitude, ties broken by position (row-major order,
+earliest first). Thresholds are found without sorting and without concatenating copies of the
+weights: a small random sample brackets the k-th smallest magnitude, one streaming pass counts
+what lies below the bracket and collects what lies inside it, and ``kthvalue`` over those few
+candidates gives the exact answer. Every pass walks the tensors in slices along their first
+dimension, so the extra memory is bounded by a slice, not by the model.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+Selector = str | Callable[[str, torch.Tensor], bool]
+"""A parameter name, a glob over names (``"features.*.weight"``), or ``f(name, param) -> bool``."""
+
+SCOPES = ("layer", "global")
+
+#: Elements per slice in the streaming passes; bounds the extra memory of a pass.
+CHUNK_ELEMENTS = 1 << 22
+#: Size of the random sample that brackets the threshold.
+SAMPLE_SIZE = 1 << 18
+#: Tensors this small are ranked directly with ``kthvalue``.
+DIRECT_LIMIT = 1 << 20
+
+_CONV_TYPES = (nn.modules.conv._ConvNd,)
+_RNN_TYPES = (nn.RNNBase, nn.RNNCellBase)
+
+
+@dataclass(frozen=True)
+class PrunableTensor:
+    """One selected tensor: its qualified name, the parameter itself and its owner's type."""
+
+    name: str
+    param: nn.Parameter
+    module_type: str
+
+    @property
+    def numel(self) -> int:
+        return self.param.numel()
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The user's own module inside DDP / DataParallel / ``torch.compile`` wrappers.
+
+    Names are reported as the plain model's ``state_dict`` keys, so masks saved from a wrapped
+    model apply to the unwrapped one and vice versa.
+    """
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _matches(selector: Selector, name: str, param: torch.Tensor) -> bool:
+    if callable(selector):
+        return bool(selector(name, param))
+    return name == selector or fnmatch.fnmatchcase(name, selector)
+
+
+def _as_selectors(value: Selector | Iterable[Selector] | None) -> list[Selector]:
+    if value is None:
+        return []
+    if isinstance(value, str) or callable(value):
+        return [value]
+    return list(value)
+
+
+def _default_reason(module: nn.Module, param_name: str, is_first_conv: bool) -> str | None:
+    """None when the paper's rule prunes this parameter, else why it does not."""
+    if isinstance(module, _CONV_TYPES):
+        if param_name != "weight":
+            return "conv bias"
+        return "first conv (kept dense, as in the paper)" if is_first_conv else None
+    if isinstance(module, nn.Linear):
+        return None if param_name == "weight" else "linear bias"
+    if isinstance(module, _RNN_TYPES):
+        return None if param_name.startswith("weight_") else "recurrent bias"
+    kind = type(module).__name__
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    if "Norm" in kind:
+        return "normalization"
+    return f"{kind} parameter (not conv/linear/recurrent)"
+
+
+def considered_parameters(
+    model: nn.Module, skip_first_conv: bool = True
+) -> Iterator[tuple[str, nn.Parameter, str, str | None]]:
+    """Every parameter once, as ``(name, param, module_type, reason_not_default_or_None)``.
+
+    Shared (tied) parameters are reported under their first name only. The first conv is the
+    first convolution in registration order, which is forward order for torchvision models.
+    """
+    model = unwrap_model(model)
+    seen: set[int] = set()
+    first_conv_seen = False
+    for module_name, module in model.named_modules():
+        is_first_conv = False
+        if isinstance(module, _CONV_TYPES) and not first_conv_seen:
+            first_conv_seen = True
+            is_first_conv = skip_first_conv
+        for param_name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            reason = _default_reason(module, param_name, is_first_conv)
+            yield full, param, type(module).__name__, reason
+
+
+def select_prunable(
+    model: nn.Module,
+    include: Selector | Iterable[Selector] | None = None,
+    exclude: Selector | Iterable[Selector] | None = None,
+    skip_first_conv: bool = True,
+) -> list[PrunableTensor]:
+    """The tensors to prune, in registration order.
+
+    Without ``include`` the paper's rule picks them (conv / linear / recurrent weights, not the
+    first conv). With ``include`` exactly the parameters it matches are taken, whatever their
+    module type. ``exclude`` then removes matches from either set. Raises ``ValueError`` listing
+    what was considered when nothing is left, or when a name in ``include`` matches nothing.
+    """
+    includes, excludes = _as_selectors(include), _as_selectors(exclude)
+    considered = list(considered_parameters(model, skip_first_conv))
+    chosen: list[PrunableTensor] = []
+    for name, param, module_type, reason in considered:
+        if includes:
+            wanted = any(_matches(s, name, param) for s in includes)
+        else:
+            wanted = reason is None
+        if wanted and not any(_matches(s, name, param) for s in excludes):
+            if not param.is_floating_point():
+                raise ValueError(f"cannot prune {name!r}: dtype {param.dtype} is not floating point")
+            chosen.append(PrunableTensor(name, param, module_type))
+    for selector in includes:
+        if isinstance(selector, str) and not any(_matches(selector, n, p) for n, p, _, _ in considered):
+            names = ", ".join(n for n, *_ in considered[:20])
+            raise ValueError(f"include={selector!r} matches no parameter; parameters are: {names}")
+    if not chosen:
+        lines = [f"  {n} ({t}): {r or 'excluded'}" for n, _, t, r in considered] or ["  (none)"]
+        raise ValueError(
+            "nothing to prune: no parameter was selected. Considered:\n"
+            + "\n".join(lines)
+            + "\nPass include= (names, globs or predicates) to choose tensors explicitly."
+        )
+    return chosen
+
+
+def check_sparsity(sparsity: float) -> float:
+    """Validate a sparsity level: a real number in [0, 1)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+    value = float(sparsity)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1) (the fraction of weights set to zero), got {value!r}")
+    return value
+
+
+def pruned_count(numel: int, sparsity: float) -> int:
+    """How many weights a tensor of ``numel`` loses at ``sparsity``: ``round(numel * sparsity)``."""
+    return min(numel, round(numel * sparsity))
+
+
+def check_finite(tensors: Sequence[PrunableTensor]) -> None:
+    """Refuse to rank NaN or infinite weights: their 'magnitude' has no meaning."""
+    for tensor in tensors:
+        for chunk in _slices(tensor.param.detach()):
+            if not bool(torch.isfinite(chunk).all()):
+                bad = (~torch.isfinite(chunk)).sum().item()
+                raise ValueError(
+                    f"cannot prune {tensor.name!r}: it holds {bad}+ NaN/inf values; "
+                    "the model diverged before pruning"
+                )
+
+
+def _slices(tensor: torch.Tensor, chunk: int | None = None) -> Iterator[torch.Tensor]:
+    """Views of ``tensor`` along its first dimension, about ``chunk`` elements each."""
+    chunk = chunk or CHUNK_ELEMENTS
+    if tensor.dim() == 0:
+        yield tensor.reshape(1)
+        return
+    row = max(1, tensor[0].numel())
+    rows = max(1, chunk // row)
+    for start in range(0, tensor.shape[0], rows):
+        yield tensor[start : start + rows]
+
+
+def _abs_float(chunk: torch.Tensor) -> torch.Tensor:
+    return chunk.detach().abs().float() if chunk.dtype != torch.float32 else chunk.detach().abs()
+
+
+@dataclass(frozen=True)
+class _Threshold:
+    """The k-th smallest magnitude ``value`` and how many of its ties are pruned."""
+
+    value: float
+    ties_to_prune: int
+
+
+def _sample(tensors: Sequence[torch.Tensor], size: int) -> torch.Tensor:
+    """A deterministic random sample of magnitudes, each tensor in proportion to its size."""
+    total = sum(t.numel() for t in tensors)
+    parts = []
+    for i, t in enumerate(tensors):
+        m = max(1, round(size * t.numel() / total))
+        gen = torch.Generator(device=t.device).manual_seed(0x5EED + i)
+        idx = torch.randint(t.numel(), (m,), generator=gen, device=t.device)
+        parts.append(_abs_float(_flat_gather(t, idx)))
+    return torch.cat(parts)
+
+
+def _flat_gather(t: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """``t.flatten()[flat_index]`` without copying a non-contiguous ``t``."""
+    if t.is_contiguous():
+        return t.detach().view(-1)[flat_index]
+    coords = torch.unravel_index(flat_index, t.shape)
+    return t.detach()[coords]
+
+
+def _count_and_collect(
+    tensors: Sequence[torch.Tensor], lo: float, hi: float, budget: int
+) -> tuple[int, torch.Tensor | None]:
+    """Count magnitudes ``< lo``; collect those in ``[lo, hi]`` unless there are over ``budget``."""
+    below = 0
+    found: list[torch.Tensor] = []
+    inside = 0
+    for t in tensors:
+        for chunk in _slices(t):
+            a = _abs_float(chunk)
+            below += int((a < lo).sum())
+            sel = a[(a >= lo) & (a <= hi)]
+            inside += sel.numel()
+            if inside > budget:
+                found = []
+            elif sel.numel():
+                found.append(sel)
+    if inside > budget:
+        return below, None
+    return below, torch.cat(found) if found else torch.empty(0)
+
+
+def _count_le(tensors: Sequence[torch.Tensor], value: float) -> int:
+    return sum(int((_abs_float(c) <= value).sum()) for t in tensors for c in _slices(t))
+
+
+def _bits_to_float(bits: int) -> float:
+    return torch.tensor([bits], dtype=torch.int32).view(torch.float32).item()
+
+
+def _float_to_bits(value: float) -> int:
+    return int(torch.tensor([value], dtype=torch.float32).view(torch.int32).item())
+
+
+def kth_smallest_magnitude(tensors: Sequence[torch.Tensor], k: int) -> _Threshold:
+    """The k-th smallest ``|w|`` (1-based) over all ``tensors``, as a threshold with a tie count.
+
+    Pruning every magnitude ``< value`` plus the first ``ties_to_prune`` equal to it (in tensor
+    order, then row-major position) prunes exactly ``k`` weights.
+    """
+    total = sum(t.numel() for t in tensors)
+    if not 1 <= k <= total:
+        raise ValueError(f"k={k} outside [1, {total}]")
+    if len(tensors) == 1 and total <= DIRECT_LIMIT:
+        a = _abs_float(tensors[0]).reshape(-1)
+        value = a.kthvalue(k).values.item()
+        return _Threshold(value, k - int((a < value).sum()))
+    budget = max(DIRECT_LIMIT, max(t.numel() for t in tensors) // 8)
+    sample = _sample(tensors, SAMPLE_SIZE)
+    m = sample.numel()
+    q = k / total
+    margin = 6.0 * (q * (1 - q) / m) ** 0.5 + 2.0 / m
+    lo = sample.kthvalue(max(1, int((q - margin) * m))).values.item() if q - margin > 0 else 0.0
+    hi = sample.kthvalue(min(m, int((q + margin) * m) + 1)).values.item() if q + margin < 1 else float("inf")
+    below, cands = _count_and_collect(tensors, lo, hi, budget)
+    if cands is None or not below < k <= below + cands.numel():
+        # The sample missed (or huge ties): bisect float32 bit patterns (non-negative floats sort
+        # like their bit patterns) until the bracket holds few enough values to collect.
+        lo_bits, hi_bits = 0, _float_to_bits(float("inf"))
+        while True:
+            lo, hi = _bits_to_float(lo_bits), _bits_to_float(hi_bits)
+            below, cands = _count_and_collect(tensors, lo, hi, budget)
+            if cands is not None:
+                break
+            mid = (lo_bits + hi_bits) // 2
+            if _count_le(tensors, _bits_to_float(mid)) >= k:
+                hi_bits = mid
+            else:
+                lo_bits = mid + 1
+            if lo_bits == hi_bits:  # one value holds the k-th rank, with many ties
+                value = _bits_to_float(lo_bits)
+                less = _count_le(tensors, value) - sum(
+                    int((_abs_float(c) == value).sum()) for t in tensors for c in _slices(t)
+                )
+                return _Threshold(value, k - less)
+    value = cands.kthvalue(k - below).values.item()
+    less = below + int((cands < value).sum())
+    return _Threshold(value, k - less)
+
+
+def _fill_masks(tensors: Sequence[torch.Tensor], threshold: _Threshold) -> list[torch.Tensor]:
+    """Boolean keep-masks (same shape and layout as each tensor) for a threshold."""
+    masks = []
+    ties_left = threshold.ties_to_prune
+    for t in tensors:
+        mask = torch.empty_like(t, dtype=torch.bool)
+        for w_chunk, m_chunk in zip(_slices(t), _slices(mask), strict=True):
+            a = _abs_float(w_chunk)
+            m_chunk.copy_(a > threshold.value)
+            ties = (a == threshold.value).nonzero()
+            if ties.numel():
+                keep = ties[ties_left:]
+                ties_left = max(0, ties_left - ties.shape[0])
+                if keep.numel():
+                    m_chunk[keep.unbind(1)] = True
+        masks.append(mask)
+    return masks
+
+
+def magnitude_masks(
+    tensors: Sequence[torch.Tensor], sparsity: float, scope: str = "layer"
+) -> list[torch.Tensor]:
+    """Keep-masks (``torch.bool``, True = kept) pruning the smallest magnitudes, exactly.
+
+    ``scope="layer"``: each tensor loses ``round(n_i * sparsity)`` weights (the paper's rule).
+    ``scope="global"``: one threshold over all tensors; they lose ``round(sum(n_i) * sparsity)``
+    together, more from tensors with small weights.
+    """
+    sparsity = check_sparsity(sparsity)
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    tensors = [t.detach() for t in tensors]
+    if scope == "global":
+        groups = [tensors]
+    else:
+        groups = [[t] for t in tensors]
+    masks: list[torch.Tensor] = []
+    for group in groups:
+        k = pruned_count(sum(t.numel() for t in group), sparsity)
+        if k == 0:
+            masks.extend(torch.ones_like(t, dtype=torch.bool) for t in group)
+            continue
+        masks.extend(_fill_masks(group, kth_smallest_magnitude(group, k)))
+    return masks
