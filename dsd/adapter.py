@@ -106,7 +106,7 @@ class TaskAdapter(abc.ABC):
         return {}
 
     # ------------------------------------------------------------------ preparation
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Build what must exist before training (stand-in data, feature caches). Runs on rank 0
         only, before any other method; the other ranks wait for it. Must be idempotent."""
 
@@ -164,7 +164,11 @@ class TaskAdapter(abc.ABC):
     def compute_metrics(self, split: str, records: list[Any]) -> dict[str, float]:
         """Metrics of a whole split from the records of all its samples, in dataset order."""
 
-    def write_predictions(self, split: str, records: list[Any], path: Path) -> None:
+    def data_issues(self) -> dict[str, int]:
+        """Counts of skipped or repaired inputs (bad images, resampled audio, ...) for the record."""
+        return {}
+
+    def write_predictions(self, split: str, records: list[Any], path: Path) -> None:  # noqa: B027
         """Optionally write human-readable predictions (captions, transcripts) to ``path``."""
 
     def batch_size_of(self, batch: Any) -> int:
