@@ -1,0 +1,226 @@
+"""The suite's command line: run a task's study, build tables and figures, benchmark.
+
+    dsd-suite run imagenet --arch resnet18 --data /datasets/imagenet --seeds 0,1,2
+    dsd-suite run wsj --arch deepspeech                  # no --data: the stand-in
+    torchrun --nproc_per_node=8 -m tasks.cli run imagenet --arch resnet50 --data ...
+    dsd-suite tables                                     # results/runs -> results/tables
+    dsd-suite figures                                    # results/runs -> results/figures
+
+A task's own flags are generated from its ``Config`` dataclass (``--arch``, ``--batch-size``,
+``--recipe``, ...): ``dsd-suite run <task> --help`` lists them with their defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from dsd import dist
+from dsd.adapter import TaskAdapter
+from dsd.study import METHODS, RunConfig, run_study
+from tasks import get_task, task_names
+
+#: Environment variables that point a task at its real dataset (the Makefile passes them too).
+DATA_ENV = {"imagenet": "IMAGENET_DIR", "flickr8k": "FLICKR8K_DIR", "wsj": "WSJ_DIR"}
+
+
+# ---------------------------------------------------------------------- flags from dataclasses
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
+    """One flag per field of a config dataclass, typed and defaulted from the field."""
+    hints = typing.get_type_hints(config_type)
+    group = parser.add_argument_group(f"{config_type.__name__} (task hyper-parameters)")
+    for field in dataclasses.fields(config_type):
+        kind = hints[field.name]
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        if kind is bool:
+            group.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, default=default)
+        elif kind in (int, float, str):
+            group.add_argument(_flag(field.name), type=kind, default=default, help=f"(default: {default!r})")
+        else:
+            raise TypeError(
+                f"{config_type.__name__}.{field.name}: flags support bool/int/float/str, not {kind}"
+            )
+
+
+def config_from_args(config_type: type, args: argparse.Namespace) -> Any:
+    return config_type(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)})
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _methods(text: str) -> list[str]:
+    methods = list(METHODS) if text == "all" else [m for m in text.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; valid: all, {', '.join(METHODS)}")
+    return methods
+
+
+# ---------------------------------------------------------------------- run
+def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"dsd-suite run {task}",
+        description=f"Run the {task} study: baseline, DSD and the equal-length dense control.",
+    )
+    env = DATA_ENV.get(task)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ[env]) if env and os.environ.get(env) else None,
+        help=f"the real dataset (default: ${env} if set, else the stand-in)" if env else "the real dataset",
+    )
+    parser.add_argument("--method", type=_methods, default=list(METHODS), help="all, or a comma list")
+    parser.add_argument("--seeds", type=_seeds, default=[0], help="comma list (default: 0)")
+    parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every phase length")
+    parser.add_argument("--start", default="", help="'pretrained' or a checkpoint file (skips training D0)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--cache-dir", type=Path, default=Path("data"), help="stand-ins and feature caches")
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
+    parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    parser.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (0: phase ends)")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between loss checks")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--no-tables", action="store_true", help="skip building tables and figures")
+    add_config_flags(parser, adapter_type.Config)
+    return parser
+
+
+def cmd_run(task: str, argv: list[str]) -> int:
+    try:
+        adapter_type = get_task(task)
+    except KeyError as err:  # the message lists the valid tasks
+        print(f"dsd-suite: {err.args[0]}", file=sys.stderr)
+        return 2
+    args = run_parser(task, adapter_type).parse_args(argv)
+    config = config_from_args(adapter_type.Config, args)
+    adapter = adapter_type(config, args.data, args.cache_dir / task)
+    if dist.is_main():
+        print(banner(task, adapter, args.data), file=sys.stderr)
+    run = RunConfig(
+        results_dir=args.results,
+        seeds=args.seeds,
+        methods=args.method,
+        epochs_scale=args.epochs_scale,
+        start=args.start,
+        amp=args.amp,
+        deterministic=args.deterministic,
+        eval_every=args.eval_every,
+        log_every=args.log_every,
+        device=args.device,
+        progress=args.progress,
+    )
+    folders = run_study(adapter, run)
+    if dist.is_main():
+        print("\nruns:\n" + "\n".join(f"  {f}" for f in folders))
+        if not args.no_tables:
+            build_outputs(args.results)
+    dist.cleanup()
+    return 0
+
+
+def banner(task: str, adapter: TaskAdapter, data: Path | None) -> str:
+    """Says loudly which dataset runs, and how to point the task at the real one."""
+    if data is not None:
+        return f"== {task}: {adapter.dataset_name} at {data} =="
+    env = DATA_ENV.get(task, "--data")
+    hint = getattr(adapter, "data_hint", "")
+    return (
+        f"== {task}: no dataset given, running on the {adapter.dataset_name.upper()} (made here, tiny). ==\n"
+        f"   Its numbers show the pipeline works; they are not the paper's. To run on the real data:\n"
+        f"   set {env}=/path/to/data (or pass --data){': ' + hint if hint else ''}"
+    )
+
+
+# ---------------------------------------------------------------------- tables and figures
+def build_outputs(results: Path) -> None:
+    """Tables (printed) and figures from every finished run under ``results``."""
+    from dsd import plots, report
+
+    tables = report.build_tables(results / "runs", results / "paper", results / "tables")
+    figures = plots.build_figures(results / "runs", results / "figures")
+    overview = next((p for p in tables if p.name.startswith("overview") and p.suffix == ".md"), None)
+    if overview is not None:
+        print("\n" + overview.read_text())
+    print("tables:  " + ", ".join(str(p) for p in tables if p.suffix == ".md"))
+    print("figures: " + ", ".join(str(p) for p in figures))
+
+
+def cmd_tables(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dsd-suite tables", description="results/runs -> results/tables")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    from dsd import report
+
+    tables = report.build_tables(args.results / "runs", args.results / "paper", args.results / "tables")
+    overview = next((p for p in tables if p.name.startswith("overview") and p.suffix == ".md"), None)
+    if overview is not None:
+        print(overview.read_text())
+    print("tables: " + ", ".join(str(p) for p in tables if p.suffix == ".md"))
+    return 0
+
+
+def cmd_figures(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dsd-suite figures", description="results/runs -> results/figures")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    from dsd import plots
+
+    for path in plots.build_figures(args.results / "runs", args.results / "figures"):
+        print(path)
+    return 0
+
+
+# ---------------------------------------------------------------------- entry point
+COMMANDS = {
+    "run": "run a task's study (baseline, DSD, dense control): run <task> [flags]",
+    "tables": "rebuild results/tables from every finished run",
+    "figures": "rebuild results/figures (weight histograms, curves)",
+}
+
+
+def usage() -> str:
+    lines = ["usage: dsd-suite <command> ...", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    lines += ["", f"tasks: {', '.join(task_names())}", "help:  dsd-suite run <task> --help"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        if not rest or rest[0].startswith("-"):
+            print(f"dsd-suite run: name a task ({', '.join(task_names())})", file=sys.stderr)
+            return 2
+        return cmd_run(rest[0], rest[1:])
+    if command == "tables":
+        return cmd_tables(rest)
+    if command == "figures":
+        return cmd_figures(rest)
+    print(f"dsd-suite: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
