@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import weakref
+
 import torch
 from torch import nn
 
@@ -124,7 +126,9 @@ class DSD:
         self.sparsity: float = 0.0
         self.scope: str = "layer"
         self.history: list[dict[str, Any]] = []
-        self._grads_masked = False
+        # After mask_gradients(): each tensor's grad (weakly) and its version counter, so the
+        # pre-step hook can skip a repeat only while those very gradients are untouched.
+        self._masked_grads: list[tuple[Any, int] | None] | None = None
         self._hooks = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
@@ -213,13 +217,32 @@ class DSD:
     @torch.no_grad()
     def mask_gradients(self) -> None:
         """Zero the gradients of pruned entries. Call before gradient clipping so the norm is
-        that of the sparse model; ``optimizer.step()`` then skips the repeat."""
-        if self._masks is None or self._grads_masked:
+        that of the sparse model; ``optimizer.step()`` then skips the repeat, unless the
+        gradients changed since (another backward, or a step skipped by a ``GradScaler``)."""
+        if self._masks is None or self._grads_still_masked():
             return
         for t, mask in zip(self.tensors, self._masks, strict=True):
             if t.param.grad is not None:
                 t.param.grad.mul_(mask)
-        self._grads_masked = True
+        self._masked_grads = [
+            None if t.param.grad is None else (weakref.ref(t.param.grad), t.param.grad._version)
+            for t in self.tensors
+        ]
+
+    def _grads_still_masked(self) -> bool:
+        """True only if every gradient is the very tensor masked last, not modified since."""
+        if self._masked_grads is None:
+            return False
+        for t, record in zip(self.tensors, self._masked_grads, strict=True):
+            grad = t.param.grad
+            if record is None or grad is None:
+                if record is not None or grad is not None:
+                    return False
+                continue
+            ref, version = record
+            if ref() is not grad or grad._version != version:
+                return False
+        return True
 
     @torch.no_grad()
     def apply_masks(self) -> None:
@@ -233,7 +256,7 @@ class DSD:
         self.mask_gradients()
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        self._grads_masked = False
+        self._masked_grads = None
         self.apply_masks()
 
     def remove(self) -> None:
@@ -279,9 +302,16 @@ class DSD:
         if state["phase"] == "sparse":
             masks = []
             for t in self.tensors:
-                mask = state["masks"][t.name]
+                mask = state["masks"].get(t.name)
+                if not torch.is_tensor(mask):
+                    raise ValueError(f"engine state (phase sparse) has no mask for {t.name!r}")
                 if mask.dtype != torch.bool:
                     raise ValueError(f"mask of {t.name!r} has dtype {mask.dtype}, expected torch.bool")
+                if mask.shape != t.param.shape:
+                    raise ValueError(
+                        f"mask of {t.name!r} has shape {list(mask.shape)}, "
+                        f"expected {list(t.param.shape)}"
+                    )
                 masks.append(mask.to(t.param.device))
         self._masks = masks
         self.sparsity = float(state["sparsity"])

@@ -201,8 +201,16 @@ def _slices(tensor: torch.Tensor, chunk: int | None = None) -> Iterator[torch.Te
         yield tensor[start : start + rows]
 
 
-def _abs_float(chunk: torch.Tensor) -> torch.Tensor:
-    return chunk.detach().abs().float() if chunk.dtype != torch.float32 else chunk.detach().abs()
+def _rank_dtype(tensors: Sequence[torch.Tensor]) -> torch.dtype:
+    """The dtype magnitudes are compared in: float64 if any tensor is float64 (ranking float64
+    weights in float32 would merge distinct magnitudes into false ties), else float32 (exact for
+    float16 / bfloat16 / float32)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _abs_float(chunk: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    a = chunk.detach().abs()
+    return a if a.dtype == dtype else a.to(dtype)
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,7 @@ class _Threshold:
     ties_to_prune: int
 
 
-def _sample(tensors: Sequence[torch.Tensor], size: int) -> torch.Tensor:
+def _sample(tensors: Sequence[torch.Tensor], size: int, dtype: torch.dtype) -> torch.Tensor:
     """A deterministic random sample of magnitudes, each tensor in proportion to its size."""
     total = sum(t.numel() for t in tensors)
     parts = []
@@ -221,7 +229,7 @@ def _sample(tensors: Sequence[torch.Tensor], size: int) -> torch.Tensor:
         m = max(1, round(size * t.numel() / total))
         gen = torch.Generator(device=t.device).manual_seed(0x5EED + i)
         idx = torch.randint(t.numel(), (m,), generator=gen, device=t.device)
-        parts.append(_abs_float(_flat_gather(t, idx)))
+        parts.append(_abs_float(_flat_gather(t, idx), dtype))
     return torch.cat(parts)
 
 
@@ -234,7 +242,7 @@ def _flat_gather(t: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
 
 
 def _count_and_collect(
-    tensors: Sequence[torch.Tensor], lo: float, hi: float, budget: int
+    tensors: Sequence[torch.Tensor], lo: float, hi: float, budget: int, dtype: torch.dtype
 ) -> tuple[int, torch.Tensor | None]:
     """Count magnitudes ``< lo``; collect those in ``[lo, hi]`` unless there are over ``budget``."""
     below = 0
@@ -242,7 +250,7 @@ def _count_and_collect(
     inside = 0
     for t in tensors:
         for chunk in _slices(t):
-            a = _abs_float(chunk)
+            a = _abs_float(chunk, dtype)
             below += int((a < lo).sum())
             sel = a[(a >= lo) & (a <= hi)]
             inside += sel.numel()
@@ -255,16 +263,20 @@ def _count_and_collect(
     return below, torch.cat(found) if found else torch.empty(0)
 
 
-def _count_le(tensors: Sequence[torch.Tensor], value: float) -> int:
-    return sum(int((_abs_float(c) <= value).sum()) for t in tensors for c in _slices(t))
+def _count_le(tensors: Sequence[torch.Tensor], value: float, dtype: torch.dtype) -> int:
+    return sum(int((_abs_float(c, dtype) <= value).sum()) for t in tensors for c in _slices(t))
 
 
-def _bits_to_float(bits: int) -> float:
-    return torch.tensor([bits], dtype=torch.int32).view(torch.float32).item()
+def _int_type(dtype: torch.dtype) -> torch.dtype:
+    return torch.int64 if dtype == torch.float64 else torch.int32
 
 
-def _float_to_bits(value: float) -> int:
-    return int(torch.tensor([value], dtype=torch.float32).view(torch.int32).item())
+def _bits_to_float(bits: int, dtype: torch.dtype) -> float:
+    return torch.tensor([bits], dtype=_int_type(dtype)).view(dtype).item()
+
+
+def _float_to_bits(value: float, dtype: torch.dtype) -> int:
+    return int(torch.tensor([value], dtype=dtype).view(_int_type(dtype)).item())
 
 
 def kth_smallest_magnitude(tensors: Sequence[torch.Tensor], k: int) -> _Threshold:
@@ -276,36 +288,37 @@ def kth_smallest_magnitude(tensors: Sequence[torch.Tensor], k: int) -> _Threshol
     total = sum(t.numel() for t in tensors)
     if not 1 <= k <= total:
         raise ValueError(f"k={k} outside [1, {total}]")
+    dtype = _rank_dtype(tensors)
     if len(tensors) == 1 and total <= DIRECT_LIMIT:
-        a = _abs_float(tensors[0]).reshape(-1)
+        a = _abs_float(tensors[0], dtype).reshape(-1)
         value = a.kthvalue(k).values.item()
         return _Threshold(value, k - int((a < value).sum()))
     budget = max(DIRECT_LIMIT, max(t.numel() for t in tensors) // 8)
-    sample = _sample(tensors, SAMPLE_SIZE)
+    sample = _sample(tensors, SAMPLE_SIZE, dtype)
     m = sample.numel()
     q = k / total
     margin = 6.0 * (q * (1 - q) / m) ** 0.5 + 2.0 / m
     lo = sample.kthvalue(max(1, int((q - margin) * m))).values.item() if q - margin > 0 else 0.0
     hi = sample.kthvalue(min(m, int((q + margin) * m) + 1)).values.item() if q + margin < 1 else float("inf")
-    below, cands = _count_and_collect(tensors, lo, hi, budget)
+    below, cands = _count_and_collect(tensors, lo, hi, budget, dtype)
     if cands is None or not below < k <= below + cands.numel():
-        # The sample missed (or huge ties): bisect float32 bit patterns (non-negative floats sort
+        # The sample missed (or huge ties): bisect float bit patterns (non-negative floats sort
         # like their bit patterns) until the bracket holds few enough values to collect.
-        lo_bits, hi_bits = 0, _float_to_bits(float("inf"))
+        lo_bits, hi_bits = 0, _float_to_bits(float("inf"), dtype)
         while True:
-            lo, hi = _bits_to_float(lo_bits), _bits_to_float(hi_bits)
-            below, cands = _count_and_collect(tensors, lo, hi, budget)
+            lo, hi = _bits_to_float(lo_bits, dtype), _bits_to_float(hi_bits, dtype)
+            below, cands = _count_and_collect(tensors, lo, hi, budget, dtype)
             if cands is not None:
                 break
             mid = (lo_bits + hi_bits) // 2
-            if _count_le(tensors, _bits_to_float(mid)) >= k:
+            if _count_le(tensors, _bits_to_float(mid, dtype), dtype) >= k:
                 hi_bits = mid
             else:
                 lo_bits = mid + 1
             if lo_bits == hi_bits:  # one value holds the k-th rank, with many ties
-                value = _bits_to_float(lo_bits)
-                less = _count_le(tensors, value) - sum(
-                    int((_abs_float(c) == value).sum()) for t in tensors for c in _slices(t)
+                value = _bits_to_float(lo_bits, dtype)
+                less = _count_le(tensors, value, dtype) - sum(
+                    int((_abs_float(c, dtype) == value).sum()) for t in tensors for c in _slices(t)
                 )
                 return _Threshold(value, k - less)
     value = cands.kthvalue(k - below).values.item()
@@ -317,10 +330,11 @@ def _fill_masks(tensors: Sequence[torch.Tensor], threshold: _Threshold) -> list[
     """Boolean keep-masks (same shape and layout as each tensor) for a threshold."""
     masks = []
     ties_left = threshold.ties_to_prune
+    dtype = _rank_dtype(tensors)
     for t in tensors:
         mask = torch.empty_like(t, dtype=torch.bool)
         for w_chunk, m_chunk in zip(_slices(t), _slices(mask), strict=True):
-            a = _abs_float(w_chunk)
+            a = _abs_float(w_chunk, dtype)
             m_chunk.copy_(a > threshold.value)
             ties = (a == threshold.value).nonzero()
             if ties.numel():

@@ -27,7 +27,7 @@ from dsd.masks import check_sparsity
 UNITS = ("epochs", "steps")
 
 _PHASE = re.compile(
-    r"^(?P<kind>[DS])(?P<sparsity>[0-9.]+%?)?:(?P<length>[0-9.]+(?:e-?[0-9]+)?)"
+    r"^(?P<kind>[DS])(?P<sparsity>[0-9.]+%?)?:(?P<length>[0-9.]+(?:e[-+]?[0-9]+)?)"
     r"(?P<unit>ep|epochs|st|steps)?@(?P<lr>[0-9.]+(?:e[-+]?[0-9]+)?)$",
     re.IGNORECASE,
 )
@@ -37,6 +37,15 @@ def _number(text: str) -> str:
     """Shortest faithful rendering of a float: 90, 1.25, 0.001, 3e-05 -> '3e-05'."""
     value = float(text) if isinstance(text, str) else text
     return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+
+
+def _percent(fraction: float) -> str:
+    """``fraction`` in percent, as short as reads back exactly: 0.3 -> '30' (not 30.000000000000004)."""
+    for digits in range(16):
+        text = _number(round(fraction * 100, digits))
+        if float(text) / 100 == fraction:
+            return text
+    return _number(fraction * 100)
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ class Phase:
     @property
     def label(self) -> str:
         """Short name for tables: ``D`` or ``S30%``."""
-        return f"S{_number(round(self.sparsity * 100, 6))}%" if self.is_sparse else "D"
+        return f"S{_percent(self.sparsity)}%" if self.is_sparse else "D"
 
     def text(self, unit: str) -> str:
         suffix = "steps" if unit == "steps" else ""
@@ -162,16 +171,17 @@ class Schedule:
                     "'D:90@0.1' or 'S30%:45@0.01' (kind[sparsity]:length[steps]@lr)"
                 )
             units.add("steps" if (match["unit"] or "").lower().startswith("st") else "epochs")
-            sparsity = 0.0
-            if match["kind"].upper() == "S":
-                raw = match["sparsity"]
-                if raw is None:
-                    raise ValueError(f"sparse phase {token!r} needs a sparsity, e.g. 'S30%:45@0.01'")
-                sparsity = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-            elif match["sparsity"]:
+            sparsity_text = match["sparsity"]
+            if match["kind"].upper() == "S" and sparsity_text is None:
+                raise ValueError(f"sparse phase {token!r} needs a sparsity, e.g. 'S30%:45@0.01'")
+            if match["kind"].upper() == "D" and sparsity_text:
                 raise ValueError(f"dense phase {token!r} takes no sparsity")
             kind = "sparse" if match["kind"].upper() == "S" else "dense"
             try:
+                sparsity = 0.0
+                if sparsity_text:
+                    percent = sparsity_text.endswith("%")
+                    sparsity = float(sparsity_text.rstrip("%")) / (100 if percent else 1)
                 phases.append(Phase(kind, float(match["length"]), float(match["lr"]), sparsity))
             except ValueError as err:
                 raise ValueError(f"phase {token!r}: {err}") from None
