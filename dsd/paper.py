@@ -49,7 +49,7 @@ def load_paper(paper_dir: Path) -> pd.DataFrame:
         df["file"] = path.name
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=[*PAPER_COLUMNS, "file", "number", "phase_no", "order"])
+        return pd.DataFrame(columns=[*PAPER_COLUMNS, "file", "number", "phase_no", "sparsity_no", "order"])
     paper = pd.concat(frames, ignore_index=True)
     paper["number"] = paper["value"].astype(float)
     paper["phase_no"] = paper["phase"].map(lambda t: float(t) if t else math.inf)  # "" = final

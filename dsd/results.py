@@ -39,13 +39,21 @@ class Run:
     """One finished, well-formed seed folder and its ``result.json``."""
 
     folder: Path
-    record: dict[str, Any]
+    record: dict[str, Any]  # checked by ``check_record``
 
-    def __getattr__(self, key: str) -> Any:  # task, model, dataset, paper_key, method, seed, ...
-        try:
-            return self.record[key]
-        except KeyError:
-            raise AttributeError(key) from None
+    task = property(lambda self: self.record["task"])
+    model = property(lambda self: self.record["model"])
+    dataset = property(lambda self: self.record["dataset"])
+    paper_key = property(lambda self: self.record["paper_key"])
+    method = property(lambda self: self.record["method"])
+    seed = property(lambda self: self.record["seed"])
+    recipe = property(lambda self: self.record["recipe"])
+    hash = property(lambda self: str(self.record.get("hash", "")))
+    metrics = property(lambda self: self.record["metrics"])  # name -> {higher_is_better, label, percent}
+    primary_metric = property(lambda self: self.record["primary_metric"])
+    splits = property(lambda self: self.record["splits"])
+    phases = property(lambda self: self.record["phases"])  # [{index, label, kind, metrics, ...}]
+    final = property(lambda self: self.record["final"])  # split -> metric -> value
 
     @property
     def baseline_hash(self) -> str:

@@ -23,6 +23,8 @@ class Table:
 
 @dataclass
 class Document:
+    """One output file: a title, lines saying how to read it, tables, and the runs behind them."""
+
     title: str
     intro: list[str]
     tables: list[Table]

@@ -253,6 +253,15 @@ def test_branches_without_their_baseline_and_odd_records_do_not_crash(tmp_path):
     assert frame.loc["wsj/deepspeech", "dense_control_n"] == 2
 
 
+def test_without_the_papers_numbers_the_tables_still_build(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedRunWarning)
+        paths = build_tables(RECORDS, tmp_path / "no-paper-here", tmp_path / "out")
+    assert len(paths) == 9
+    overview = pd.read_csv(tmp_path / "out" / "overview.csv")
+    assert len(overview) == 3 and overview["paper_baseline"].isna().all()
+
+
 def test_cli_lists_skipped_runs_on_stderr(tmp_path, capsys):
     runs = tmp_path / "runs"
     shutil.copytree(RECORDS / "imagenet-resnet18", runs / "imagenet-resnet18")
