@@ -12,7 +12,7 @@ import torch
 #: The five moments, in order, with the paper's wording.
 MOMENTS = {
     "dense": "dense (before pruning)",
-    "pruned": "just pruned",
+    "pruned": "just pruned (kept weights)",
     "sparse_trained": "after sparse retraining (kept weights)",
     "redense_start": "start of re-dense (restored zeros)",
     "redense_trained": "after re-dense",
@@ -30,6 +30,8 @@ def histogram_edges(tensor: torch.Tensor, bins: int = 101) -> list[float]:
 
 def weight_histogram(values: torch.Tensor, bin_edges: list[float]) -> list[int]:
     """Counts of ``values`` per bin; values outside the edges count in the edge bins."""
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError("cannot histogram weights holding NaN/inf values")
     inner = torch.tensor(bin_edges[1:-1], dtype=torch.float32, device=values.device)
     counts = torch.zeros(len(bin_edges) - 1, dtype=torch.int64, device=values.device)
     flat = values.detach().reshape(-1)

@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 
 from dsd.histograms import MOMENTS
 from dsd.records import METRICS_FILE, atomic_write_bytes, read_jsonl
-from dsd.results import Run, SkippedRunWarning, Study, group_studies, load_runs
+from dsd.results import Run, SkippedRunWarning, Study, group_studies, load_runs, skipped_runs_on_stderr
 
 HISTOGRAMS_FILE = "histograms.json"
 COLORS = {"baseline": "#222222", "dsd": "#1f77b4", "dense-control": "#ff7f0e"}
@@ -290,14 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="run records to read")
     parser.add_argument("--out", type=Path, default=Path("results/figures"), help="where the PNGs go")
     args = parser.parse_args(argv)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedRunWarning)
+    with skipped_runs_on_stderr():
         paths = build_figures(args.runs, args.out)
-    for warning in caught:
-        if issubclass(warning.category, SkippedRunWarning):
-            print(f"warning: {warning.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     for path in paths:
         print(path)
     return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import pandas as pd
 
 from dsd.paper import TABLE1, PaperCell, load_paper, paper_cell, paper_phase_cell, table1_order
 from dsd.records import atomic_write_text
-from dsd.results import METHODS, SkippedRunWarning, Study, group_studies, load_runs
+from dsd.results import METHODS, Study, group_studies, load_runs, skipped_runs_on_stderr
 from dsd.tables import Document, Table, render_latex, render_markdown
 
 ROLES = ("baseline", "sparse", "dsd", "dense-control")
@@ -584,14 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="where the tables go")
     parser.add_argument("--show", action="store_true", help="print the overview (markdown) when done")
     args = parser.parse_args(argv)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedRunWarning)
+    with skipped_runs_on_stderr():
         paths = build_tables(args.runs, args.paper, args.out)
-    for warning in caught:
-        if issubclass(warning.category, SkippedRunWarning):
-            print(f"warning: {warning.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     for path in paths:
         print(path)
     if args.show:

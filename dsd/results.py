@@ -11,12 +11,14 @@ weights under one recipe, over seeds; the tables and curves are drawn per study.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import re
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +34,19 @@ _RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE, DONE_MARKER)
 
 class SkippedRunWarning(UserWarning):
     """A run folder the aggregator left out: unfinished, corrupt, or a duplicate."""
+
+
+@contextlib.contextmanager
+def skipped_runs_on_stderr() -> Iterator[None]:
+    """Print each skipped run as one clean ``warning: skipping run <folder>: <reason>`` line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedRunWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, SkippedRunWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 @dataclass(frozen=True)

@@ -489,7 +489,7 @@ class Trainer:
         if "bin_edges" not in hist:
             hist["bin_edges"] = histogram_edges(weight)
         values = weight
-        if moment == "sparse_trained":
+        if moment in ("pruned", "sparse_trained"):  # the survivors: a hole around zero
             values = weight[self.engine.masks[hist["tensor"]]]
         hist["moments"][moment] = weight_histogram(values, hist["bin_edges"])
 

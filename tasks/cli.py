@@ -151,41 +151,24 @@ def banner(task: str, adapter: TaskAdapter, data: Path | None) -> str:
 
 # ---------------------------------------------------------------------- tables and figures
 def build_outputs(results: Path) -> None:
-    """Tables (printed) and figures from every finished run under ``results``."""
+    """Tables (the overview printed) and figures from every finished run under ``results``."""
     from dsd import plots, report
 
-    tables = report.build_tables(results / "runs", results / "paper", results / "tables")
-    figures = plots.build_figures(results / "runs", results / "figures")
-    overview = next((p for p in tables if p.name.startswith("overview") and p.suffix == ".md"), None)
-    if overview is not None:
-        print("\n" + overview.read_text())
-    print("tables:  " + ", ".join(str(p) for p in tables if p.suffix == ".md"))
-    print("figures: " + ", ".join(str(p) for p in figures))
+    report.main(["--runs", str(results / "runs"), "--paper", str(results / "paper"),
+                 "--out", str(results / "tables"), "--show"])  # fmt: skip
+    plots.main(["--runs", str(results / "runs"), "--out", str(results / "figures")])
 
 
 def cmd_tables(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dsd-suite tables", description="results/runs -> results/tables")
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    args = parser.parse_args(argv)
     from dsd import report
 
-    tables = report.build_tables(args.results / "runs", args.results / "paper", args.results / "tables")
-    overview = next((p for p in tables if p.name.startswith("overview") and p.suffix == ".md"), None)
-    if overview is not None:
-        print(overview.read_text())
-    print("tables: " + ", ".join(str(p) for p in tables if p.suffix == ".md"))
-    return 0
+    return report.main([*argv, "--show"] if "--show" not in argv else argv)
 
 
 def cmd_figures(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="dsd-suite figures", description="results/runs -> results/figures")
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    args = parser.parse_args(argv)
     from dsd import plots
 
-    for path in plots.build_figures(args.results / "runs", args.results / "figures"):
-        print(path)
-    return 0
+    return plots.main(argv)
 
 
 # ---------------------------------------------------------------------- entry point
