@@ -39,13 +39,14 @@ def _number(text: str) -> str:
     return f"{value:g}" if float(f"{value:g}") == value else repr(value)
 
 
-def _percent(fraction: float) -> str:
-    """``fraction`` in percent, as short as reads back exactly: 0.3 -> '30' (not 30.000000000000004)."""
+def _sparsity_text(fraction: float) -> str:
+    """A sparsity as short as reads back exactly: 0.3 -> '30%' (not 30.000000000000004%); a
+    fraction no percent text reproduces is written as the fraction itself ('0.4888068689142421')."""
     for digits in range(16):
         text = _number(round(fraction * 100, digits))
         if float(text) / 100 == fraction:
-            return text
-    return _number(fraction * 100)
+            return f"{text}%"
+    return _number(fraction)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class Phase:
     @property
     def label(self) -> str:
         """Short name for tables: ``D`` or ``S30%``."""
-        return f"S{_percent(self.sparsity)}%" if self.is_sparse else "D"
+        return f"S{_sparsity_text(self.sparsity)}" if self.is_sparse else "D"
 
     def text(self, unit: str) -> str:
         suffix = "steps" if unit == "steps" else ""
