@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 from dsd.report import (
-    SkippedRunWarning,
     Stat,
     build_tables,
     group_studies,
@@ -30,6 +29,7 @@ from dsd.report import (
     load_runs,
     main,
 )
+from dsd.results import SkippedRunWarning
 
 HERE = Path(__file__).parent
 RECORDS = HERE / "fixtures" / "records"
