@@ -1,0 +1,8 @@
+"""Integrations of the DSD engine with training frameworks.
+
+Each integration is its own module and imports its framework only when imported itself, so
+``import dsd`` never pulls in an optional dependency:
+
+- ``dsd.integrations.transformers``: ``DSDCallback`` for the Hugging Face ``Trainer``
+  (``pip install dsd-suite[transformers]``).
+"""

@@ -1,0 +1,486 @@
+"""DSD inside a Hugging Face ``Trainer``: one callback runs a schedule's phases.
+
+Two lines added to an existing Trainer script::
+
+    from dsd.integrations.transformers import DSDCallback
+    trainer = Trainer(..., callbacks=[DSDCallback("D:1@2e-5 S50%:1@2e-5 D:1@2e-6")])
+
+What the callback does, and where in the Trainer it does it:
+
+- ``on_train_begin`` (the Trainer has built, wrapped and, on resume, reloaded its optimizer and LR
+  scheduler by then): builds a ``dsd.DSD`` engine on the torch optimizer inside Accelerate's
+  wrapper; on resume, loads the engine state saved with the checkpoint.
+- ``on_step_begin``: when the optimizer step about to run (``state.global_step``) opens a new
+  phase, prunes (S) or re-denses (D). Phases in epochs are converted to optimizer steps with the
+  Trainer's own count of update steps per epoch, so fractional epochs (``S30%:1.25@1e-4``) work.
+- Learning rate: the schedule's rate replaces ``TrainingArguments.learning_rate``. It is applied
+  through the Trainer's own ``LambdaLR`` (every ``lr_scheduler_type`` except
+  ``reduce_lr_on_plateau`` and ``greedy``): each lambda becomes ``trainer_lambda(step) *
+  schedule_lr(step) / base_lr``. So the scheduler's shape still multiplies: with
+  ``lr_scheduler_type="constant"`` the rates are exactly the schedule's; ``"constant_with_warmup"``
+  adds a warm-up to the first phase; with ``"linear"`` (the Trainer's default) or ``"cosine"`` every
+  phase's rate is also scaled by the run-wide ramp, which DSD's restart-per-phase rates do not
+  intend (a warning says so). The logged ``learning_rate`` is the rate actually used. Parameter
+  groups with their own base rate keep their ratio to the first group's.
+- Gradients of pruned weights are zeroed in the backward pass (tensor hooks, only during S
+  phases), so the Trainer's gradient clipping and its logged ``grad_norm`` see the sparse model.
+- ``on_log``: adds ``dsd/phase`` (index of the current phase) and ``dsd/sparsity`` (fraction of
+  the selected weights that are exactly zero, counted from the weights) to the Trainer's logs
+  and its ``state.log_history``. Reporting integrations (TensorBoard, W&B) run before the
+  callbacks given to the Trainer; ``DSDCallback(...).attach(trainer)`` puts this one first so
+  they see the keys too.
+- ``on_save``: writes ``dsd_engine.pt`` (masks, phase, schedule) atomically into the checkpoint
+  folder, so ``trainer.train(resume_from_checkpoint=...)`` continues mid-phase with the same mask.
+
+Which tensors: the weights of ``nn.Linear`` layers and of transformers' ``Conv1D`` (GPT-2's
+linear layers): attention projections, feed-forward layers, the pooler. Embeddings, norms and
+biases stay dense, and so does the task head (the parameters outside ``model.base_model``)
+unless ``prune_head=True``. ``include=`` / ``exclude=`` take the engine's selectors
+(names, globs, predicates) to change that.
+
+Not supported: DeepSpeed and FSDP (the engine needs whole, unsharded parameters); DDP is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+try:
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+    from transformers.pytorch_utils import Conv1D
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+except ImportError as error:  # transformers is an optional dependency of the engine
+    raise ImportError(
+        "dsd.integrations.transformers needs Hugging Face transformers; install it with "
+        "`pip install dsd-suite[transformers]`"
+    ) from error
+
+from dsd import masks as masklib
+from dsd.engine import DSD
+from dsd.masks import Selector
+from dsd.schedule import Schedule
+
+__all__ = ["ENGINE_FILE", "DSDCallback", "default_selection"]
+
+#: The file the callback writes into every Trainer checkpoint folder.
+ENGINE_FILE = "dsd_engine.pt"
+FILE_FORMAT = "dsd-trainer-callback"
+FILE_VERSION = 1
+#: Scheduler types whose rates are exactly the schedule's (up to a warm-up).
+_CONSTANT_SCHEDULERS = ("constant", "constant_with_warmup")
+
+logger = logging.getLogger(__name__)
+
+
+def default_selection(model: nn.Module, prune_head: bool = False) -> list[str]:
+    """Names of the weights the callback prunes by default in a transformers model.
+
+    Weights of ``nn.Linear`` and transformers' ``Conv1D`` that require grad; never a tensor shared
+    with an embedding or a norm (a tied LM head stays dense with its embedding); the head (the
+    parameters outside ``model.base_model``) only if ``prune_head``. Names are those the engine
+    reports (``model.state_dict()`` keys, first name of a shared tensor).
+    """
+    chosen = set(_default_ids(model, prune_head))
+    return [name for name, param, _, _ in masklib.considered_parameters(model) if id(param) in chosen]
+
+
+def _default_ids(model: nn.Module, prune_head: bool) -> list[int]:
+    model = masklib.unwrap_model(model)
+    dense_owners: set[int] = set()
+    candidates: list[int] = []
+    for module in model.modules():
+        own = dict(module.named_parameters(recurse=False))
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) or "Norm" in type(module).__name__:
+            dense_owners.update(id(p) for p in own.values())
+        elif isinstance(module, (nn.Linear, Conv1D)) and "weight" in own and own["weight"].requires_grad:
+            candidates.append(id(own["weight"]))
+    body = _base_model_ids(model)
+    return [
+        pid
+        for pid in dict.fromkeys(candidates)
+        if pid not in dense_owners and (prune_head or body is None or pid in body)
+    ]
+
+
+def _base_model_ids(model: nn.Module) -> set[int] | None:
+    """Parameter ids of ``model.base_model`` (the body), or None when there is no separate head."""
+    base = getattr(model, "base_model", None)
+    if not isinstance(base, nn.Module) or base is model:
+        return None
+    return {id(p) for p in base.parameters()}
+
+
+class DSDCallback(TrainerCallback):
+    """Runs a DSD schedule inside ``transformers.Trainer``.
+
+    Args:
+        schedule: the phases, in the engine's text form (``"D:3@2e-5 S50%:3@2e-5 D:3@2e-6"``,
+            lengths in epochs; ``"D:500steps@3e-5 ..."`` in optimizer steps) or a ``Schedule``.
+        include, exclude: the engine's selectors (names, globs, ``f(name, param) -> bool``).
+            ``include`` replaces the default selection (see ``default_selection``); ``exclude``
+            removes tensors from whichever selection applies.
+        scope: ``"layer"`` (each tensor pruned to the sparsity, the paper's rule) or ``"global"``.
+        prune_head: prune the task head too (default: the head stays dense).
+        set_lr: apply the schedule's learning rates (default). ``False`` leaves the rate entirely
+            to the Trainer and ignores the schedule's rates.
+
+    After training starts, ``callback.engine`` is the ``dsd.DSD`` engine (masks, report).
+    """
+
+    def __init__(
+        self,
+        schedule: str | Schedule,
+        include: Selector | Iterable[Selector] | None = None,
+        exclude: Selector | Iterable[Selector] | None = None,
+        scope: str = "layer",
+        prune_head: bool = False,
+        set_lr: bool = True,
+    ) -> None:
+        self.schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
+        if not isinstance(self.schedule, Schedule):
+            raise TypeError(
+                f"schedule must be a text schedule or a dsd.Schedule, got {type(schedule).__name__}"
+            )
+        if scope not in masklib.SCOPES:
+            raise ValueError(f"scope must be one of {masklib.SCOPES}, got {scope!r}")
+        self.include = include
+        self.exclude = exclude
+        self.scope = scope
+        self.prune_head = prune_head
+        self.set_lr = set_lr
+        self.engine: DSD | None = None
+        #: Optimizer steps per epoch, as the Trainer counts them (None for step schedules).
+        self.steps_per_epoch: int | None = None
+        #: First optimizer step of each phase, and the step after the last phase.
+        self.phase_starts: list[int] = []
+        self._applied: int | None = None  # index of the phase the engine is in
+        self._grad_hooks: list[Any] = []
+
+    def attach(self, trainer: Any) -> DSDCallback:
+        """Add this callback to ``trainer`` ahead of all others and return it.
+
+        The Trainer registers its reporting integrations (TensorBoard, W&B, MLflow, ...) before
+        the callbacks passed to it, so they receive each log before ``on_log`` here adds
+        ``dsd/phase`` and ``dsd/sparsity``. Attached first, this callback adds them in time.
+        """
+        callbacks = trainer.callback_handler.callbacks
+        if self in callbacks:
+            callbacks.remove(self)
+        callbacks.insert(0, self)
+        return self
+
+    # ----------------------------------------------------------------- the plan in steps
+    def phase_at(self, step: int) -> int:
+        """Index of the phase that optimizer step ``step`` (0-based) belongs to; the last phase
+        continues past the schedule's end."""
+        index = 0
+        for i, start in enumerate(self.phase_starts[:-1]):
+            if step >= start:
+                index = i
+        # Zero-length phases share their start with the next phase; the later one wins.
+        return index
+
+    def schedule_lr(self, step: int) -> float:
+        """The schedule's learning rate for optimizer step ``step``."""
+        index = self.phase_at(step)
+        progress = step - self.phase_starts[index]
+        if self.schedule.unit == "epochs":
+            progress /= self.steps_per_epoch
+        return self.schedule.lr(index, progress)
+
+    def _plan(self, args: TrainingArguments, state: TrainerState, train_dataloader: Any) -> None:
+        if self.schedule.unit == "epochs":
+            try:
+                batches = len(train_dataloader)
+            except TypeError:
+                raise ValueError(
+                    f"schedule {self.schedule} is in epochs, but the training dataloader has no length; "
+                    "give the phase lengths in optimizer steps ('D:500steps@3e-5 ...')"
+                ) from None
+            accumulation = args.gradient_accumulation_steps
+            self.steps_per_epoch = max(1, batches // accumulation + int(batches % accumulation > 0))
+            scale = self.steps_per_epoch
+        else:
+            scale = 1
+        edges, total = [0], 0.0
+        for phase in self.schedule.phases:
+            total += phase.length
+            edges.append(round(total * scale))
+        self.phase_starts = edges
+        for i, phase in enumerate(self.schedule.phases):
+            if edges[i + 1] == edges[i]:
+                logger.warning(
+                    "DSD phase %d (%s) lasts %g %s = 0 optimizer steps and is skipped",
+                    i,
+                    phase.text(self.schedule.unit),
+                    phase.length,
+                    self.schedule.unit,
+                )
+        planned, total_steps = state.max_steps, edges[-1]
+        if planned and planned > 0 and planned != total_steps:
+            where = (
+                f"stops inside phase {self.phase_at(planned - 1)}, so later phases never run"
+                if planned < total_steps
+                else "continues the last phase past the schedule's end"
+            )
+            logger.warning(
+                "the Trainer plans %d optimizer steps but the DSD schedule %s lasts %d; training %s. "
+                "Match num_train_epochs / max_steps to the schedule.",
+                planned,
+                self.schedule,
+                total_steps,
+                where,
+            )
+
+    # ----------------------------------------------------------------- Trainer events
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if getattr(args, "deepspeed", None) or getattr(args, "fsdp", None):
+            raise NotImplementedError(
+                "DSDCallback does not support DeepSpeed or FSDP: the DSD engine needs whole, "
+                "unsharded parameters (DDP is supported)"
+            )
+        model, optimizer = kwargs.get("model"), kwargs.get("optimizer")
+        if model is None or optimizer is None:
+            raise RuntimeError("DSDCallback needs the Trainer's model and optimizer at on_train_begin")
+        self._remove_grad_hooks()
+        inner = _torch_optimizer(optimizer)
+        if self.engine is None or self.engine.optimizer is not inner or self.engine.model is not model:
+            if self.engine is not None:
+                self.engine.remove()
+            include = self.include
+            if include is None:
+                chosen = set(_default_ids(model, self.prune_head))
+                include = _ById(chosen)
+            self.engine = DSD(model, inner, include=include, exclude=self.exclude, skip_first_conv=False)
+            self._applied = None
+        self._plan(args, state, kwargs.get("train_dataloader"))
+        if state.global_step > 0:
+            self._resume(args, state)
+        elif self.engine.is_sparse:  # a second train() on the same Trainer starts over, dense
+            self.engine.redense()
+            self._applied = None
+        if self.engine.is_sparse:
+            self._add_grad_hooks()
+        if self.set_lr:
+            self._take_over_lr(args, kwargs.get("lr_scheduler"))
+        logger.info(
+            "DSD schedule %s: phases start at optimizer steps %s\n%s",
+            self.schedule,
+            self.phase_starts[:-1],
+            self.engine.summary(),
+        )
+
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.engine is None:
+            return
+        index = self.phase_at(state.global_step)
+        if index != self._applied:
+            self._enter(index, state.global_step)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if self.engine is None or logs is None or self._applied is None:
+            return
+        values = {"dsd/phase": self._applied, "dsd/sparsity": self.engine.sparsity_report().weight_sparsity}
+        logs.update(values)
+        # The Trainer appended a copy of these logs to its history before calling us.
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update(values)
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.engine is None or not args.should_save:
+            return
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if not os.path.isdir(folder):
+            logger.warning("DSD: checkpoint folder %s not found; masks not saved with it", folder)
+            return
+        payload = {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "schedule": str(self.schedule),
+            "global_step": int(state.global_step),
+            "phase_index": -1 if self._applied is None else int(self._applied),
+            "engine": self.engine.state_dict(),
+        }
+        _atomic_torch_save(payload, os.path.join(folder, ENGINE_FILE))
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # The optimizer hooks keep holding the mask; the gradient hooks go so the model carries
+        # no closures once training is over (they return with the next train()).
+        self._remove_grad_hooks()
+
+    # ----------------------------------------------------------------- phases
+    def _enter(self, index: int, step: int) -> None:
+        engine = self.engine
+        phase = self.schedule.phases[index]
+        if engine.is_sparse:
+            self._remove_grad_hooks()
+            engine.redense()
+        if phase.is_sparse:
+            engine.prune(phase.sparsity, self.scope)
+            self._add_grad_hooks()
+        self._applied = index
+        logger.info("DSD: step %d enters phase %d (%s)", step, index, phase.text(self.schedule.unit))
+
+    def _add_grad_hooks(self) -> None:
+        self._remove_grad_hooks()
+        for tensor, mask in zip(self.engine.tensors, self.engine.masks.values(), strict=True):
+            self._grad_hooks.append(tensor.param.register_hook(_GradMask(mask)))
+
+    def _remove_grad_hooks(self) -> None:
+        for handle in self._grad_hooks:
+            handle.remove()
+        self._grad_hooks = []
+
+    def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
+        """Load the engine state saved with the checkpoint the Trainer resumed from."""
+        folders = []
+        if isinstance(args.resume_from_checkpoint, str):
+            folders.append(args.resume_from_checkpoint)
+        folders.append(os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"))
+        path = next(
+            (os.path.join(f, ENGINE_FILE) for f in folders if os.path.isfile(os.path.join(f, ENGINE_FILE))),
+            None,
+        )
+        if path is None:
+            raise FileNotFoundError(
+                f"resuming at optimizer step {state.global_step}, but no {ENGINE_FILE} was found in "
+                f"{folders}; the DSD masks cannot be restored. Resume from a checkpoint written with "
+                "DSDCallback; if it lies outside output_dir, also set "
+                "TrainingArguments(resume_from_checkpoint=<that folder>)."
+            )
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"{path}: cannot read the DSD engine state ({error})") from error
+        if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
+            raise ValueError(f"{path}: not a DSDCallback checkpoint file (format {FILE_FORMAT!r} expected)")
+        if payload.get("version") != FILE_VERSION:
+            raise ValueError(f"{path}: file version {payload.get('version')!r}, expected {FILE_VERSION}")
+        if payload["schedule"] != str(self.schedule):
+            raise ValueError(
+                f"{path}: written for schedule {payload['schedule']!r}, but this callback runs "
+                f"{str(self.schedule)!r}; resume with the same schedule"
+            )
+        if payload["global_step"] != state.global_step:
+            raise ValueError(
+                f"{path}: written at optimizer step {payload['global_step']}, but the Trainer resumes "
+                f"at step {state.global_step}"
+            )
+        try:
+            self.engine.load_state_dict(payload["engine"])
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+        index = int(payload["phase_index"])
+        self._applied = None if index < 0 else index
+
+    # ----------------------------------------------------------------- learning rate
+    def _take_over_lr(self, args: TrainingArguments, scheduler: Any) -> None:
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            raise TypeError(
+                "DSDCallback applies the schedule's learning rates through the Trainer's LambdaLR "
+                f"scheduler, but the Trainer uses {type(scheduler).__name__}; pick another "
+                "lr_scheduler_type (e.g. 'constant') or pass DSDCallback(..., set_lr=False) to leave "
+                "the learning rate to the Trainer"
+            )
+        kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+        if kind not in _CONSTANT_SCHEDULERS:
+            logger.warning(
+                "lr_scheduler_type=%r multiplies the DSD schedule's per-phase rates by its run-wide "
+                "ramp; for the schedule's rates as written use 'constant' (or 'constant_with_warmup')",
+                kind,
+            )
+        base = scheduler.base_lrs[0]
+        if not base > 0:
+            raise ValueError(f"the optimizer's first parameter group has base learning rate {base}")
+        lambdas = []
+        for original in scheduler.lr_lambdas:
+            original = getattr(original, "_dsd_trainer_lambda", original)
+            lambdas.append(_phase_lambda(original, self.schedule_lr, base))
+        scheduler.lr_lambdas = lambdas
+        # The rate for the step about to run was computed before we took over: redo it.
+        rates = [b * f(scheduler.last_epoch) for b, f in zip(scheduler.base_lrs, lambdas, strict=True)]
+        for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        scheduler._last_lr = rates
+
+
+def _phase_lambda(
+    trainer_lambda: Callable[[int], float], schedule_lr: Callable[[int], float], base: float
+) -> Callable[[int], float]:
+    """A plain function (so ``LambdaLR.state_dict`` stores nothing of it: checkpoints stay
+    loadable with ``weights_only=True``) multiplying the Trainer's factor by the schedule's rate."""
+
+    def lr_lambda(step: int) -> float:
+        return trainer_lambda(step) * schedule_lr(step) / base
+
+    lr_lambda._dsd_trainer_lambda = trainer_lambda  # type: ignore[attr-defined]
+    return lr_lambda
+
+
+class _ById:
+    """Selector matching parameters by identity (the default selection, computed from modules)."""
+
+    def __init__(self, ids: set[int]) -> None:
+        self.ids = ids
+
+    def __call__(self, name: str, param: torch.Tensor) -> bool:
+        return id(param) in self.ids
+
+
+class _GradMask:
+    """Tensor hook: the incoming gradient with the pruned entries zeroed."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        self.mask = mask
+
+    def __call__(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad * self.mask
+
+
+def _torch_optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer inside Accelerate's ``AcceleratedOptimizer`` wrapper(s)."""
+    seen = optimizer
+    while type(seen).__name__ == "AcceleratedOptimizer" and hasattr(seen, "optimizer"):
+        seen = seen.optimizer
+    if not isinstance(seen, torch.optim.Optimizer) or not hasattr(seen, "_optimizer_step_pre_hooks"):
+        raise TypeError(
+            f"DSDCallback needs a torch.optim optimizer, got {type(seen).__name__} "
+            "(DeepSpeed and FSDP are not supported: the engine needs whole parameters)"
+        )
+    return seen
+
+
+def _atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
+    folder = os.path.dirname(path) or "."
+    handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
