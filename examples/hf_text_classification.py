@@ -231,7 +231,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--schedule", help="DSD schedule in epochs (default depends on --quick)")
     parser.add_argument("--json", help="also write the per-run results to this JSON file")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: the model is too small to gain)"
+    )
     options = parser.parse_args(argv)
+    torch.set_num_threads(options.threads)
     setup = QUICK if options.quick else FULL
     schedule = options.schedule or setup.schedule
 
