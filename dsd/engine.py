@@ -11,11 +11,10 @@ re-dense the pruned weights restart from exactly zero with no stale state behind
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import weakref
 
 import torch
 from torch import nn
@@ -83,7 +82,7 @@ class SparsityReport:
         for t in self.tensors:
             mask = "-" if t.mask_sparsity is None else f"{t.mask_sparsity:7.2%}"
             lines.append(
-                f"{t.name:<{width}}  {str(list(t.shape)):<22} {t.numel:>11,}  {mask:>7}  "
+                f"{t.name:<{width}}  {list(t.shape)!s:<22} {t.numel:>11,}  {mask:>7}  "
                 f"{t.weight_sparsity:7.2%}"
             )
         overall = "-" if self.mask_sparsity is None else f"{self.mask_sparsity:7.2%}"
@@ -155,12 +154,18 @@ class DSD:
         """The selected tensors with shapes and counts, and what the selection left out."""
         chosen = {t.name for t in self.tensors}
         lines = [f"DSD prunes {len(self.tensors)} tensors, {sum(t.numel for t in self.tensors):,} weights:"]
-        lines += [f"  {t.name:<48} {str(list(t.param.shape)):<22} {t.numel:>12,}  ({t.module_type})"
-                  for t in self.tensors]
-        left = [(n, p, r) for n, p, _, r in masklib.considered_parameters(self.model, self.skip_first_conv) if n not in chosen]
+        lines += [
+            f"  {t.name:<48} {list(t.param.shape)!s:<22} {t.numel:>12,}  ({t.module_type})"
+            for t in self.tensors
+        ]
+        left = [
+            (n, p, r)
+            for n, p, _, r in masklib.considered_parameters(self.model, self.skip_first_conv)
+            if n not in chosen
+        ]
         if left:
             lines.append(f"left dense ({len(left)} tensors, {sum(p.numel() for _, p, _ in left):,} values):")
-            lines += [f"  {n:<48} {str(list(p.shape)):<22} {r or 'excluded'}" for n, p, r in left]
+            lines += [f"  {n:<48} {list(p.shape)!s:<22} {r or 'excluded'}" for n, p, r in left]
         return "\n".join(lines)
 
     def sparsity_report(self) -> SparsityReport:
@@ -168,8 +173,10 @@ class DSD:
         rows = []
         for i, t in enumerate(self.tensors):
             w = t.param.detach()
-            mask_zeros = None if self._masks is None else int((~self._masks[i]).sum())
-            rows.append(TensorSparsity(t.name, tuple(w.shape), w.numel(), mask_zeros, int((w == 0).sum())))
+            # count_nonzero: many times faster than bool.sum() on big tensors
+            mask_zeros = None if self._masks is None else w.numel() - int(torch.count_nonzero(self._masks[i]))
+            weight_zeros = w.numel() - int(torch.count_nonzero(w))
+            rows.append(TensorSparsity(t.name, tuple(w.shape), w.numel(), mask_zeros, weight_zeros))
         return SparsityReport(self.phase, rows)
 
     # ----------------------------------------------------------------- phases
@@ -193,14 +200,15 @@ class DSD:
         _broadcast_from_rank0(masks)
         self._masks = masks
         self.sparsity, self.scope = sparsity, scope
-        with torch.no_grad():
-            for t, mask in zip(self.tensors, masks, strict=True):
-                t.param.mul_(mask)
-                if t.param.grad is not None:
-                    t.param.grad.mul_(mask)
-                for value in self.optimizer.state.get(t.param, {}).values():
-                    if torch.is_tensor(value) and value.shape == mask.shape:
-                        value.mul_(mask)
+        targets, target_masks = [], []
+        for t, mask in zip(self.tensors, masks, strict=True):
+            state = self.optimizer.state.get(t.param, {}).values()
+            grad = [] if t.param.grad is None else [t.param.grad]
+            for tensor in [t.param, *grad, *state]:
+                if torch.is_tensor(tensor) and tensor.shape == mask.shape:
+                    targets.append(tensor)
+                    target_masks.append(mask)
+        masklib.apply_masks_(targets, target_masks)
         self.history.append({"event": "prune", "sparsity": sparsity, "scope": scope})
         return self.sparsity_report()
 
@@ -221,9 +229,8 @@ class DSD:
         gradients changed since (another backward, or a step skipped by a ``GradScaler``)."""
         if self._masks is None or self._grads_still_masked():
             return
-        for t, mask in zip(self.tensors, self._masks, strict=True):
-            if t.param.grad is not None:
-                t.param.grad.mul_(mask)
+        pairs = [(t.param.grad, m) for t, m in zip(self.tensors, self._masks, strict=True)]
+        masklib.apply_masks_([g for g, _ in pairs if g is not None], [m for g, m in pairs if g is not None])
         self._masked_grads = [
             None if t.param.grad is None else (weakref.ref(t.param.grad), t.param.grad._version)
             for t in self.tensors
@@ -249,8 +256,7 @@ class DSD:
         """Zero the pruned weights (done after every step; call it after editing weights by hand)."""
         if self._masks is None:
             return
-        for t, mask in zip(self.tensors, self._masks, strict=True):
-            t.param.mul_(mask)
+        masklib.apply_masks_([t.param for t in self.tensors], self._masks)
 
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.mask_gradients()
@@ -275,9 +281,9 @@ class DSD:
             "scope": self.scope,
             "history": [dict(h) for h in self.history],
             "shapes": {t.name: list(t.param.shape) for t in self.tensors},
-            "masks": {} if self._masks is None else {
-                t.name: m.detach().cpu().clone() for t, m in zip(self.tensors, self._masks, strict=True)
-            },
+            "masks": {}
+            if self._masks is None
+            else {t.name: m.detach().cpu().clone() for t, m in zip(self.tensors, self._masks, strict=True)},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -293,8 +299,12 @@ class DSD:
             raise ValueError(
                 "engine state is from another model: "
                 + "; ".join(
-                    f"{what}: {names[:5]}" for what, names in
-                    (("missing tensors", missing), ("unexpected tensors", extra), ("other shapes", shape))
+                    f"{what}: {names[:5]}"
+                    for what, names in (
+                        ("missing tensors", missing),
+                        ("unexpected tensors", extra),
+                        ("other shapes", shape),
+                    )
                     if names
                 )
             )
@@ -309,8 +319,7 @@ class DSD:
                     raise ValueError(f"mask of {t.name!r} has dtype {mask.dtype}, expected torch.bool")
                 if mask.shape != t.param.shape:
                     raise ValueError(
-                        f"mask of {t.name!r} has shape {list(mask.shape)}, "
-                        f"expected {list(t.param.shape)}"
+                        f"mask of {t.name!r} has shape {list(mask.shape)}, expected {list(t.param.shape)}"
                     )
                 masks.append(mask.to(t.param.device))
         self._masks = masks

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 
 from dsd.masks import check_sparsity
 
@@ -40,13 +41,21 @@ def _number(text: str) -> str:
 
 
 def _sparsity_text(fraction: float) -> str:
-    """A sparsity as short as reads back exactly: 0.3 -> '30%' (not 30.000000000000004%); a
-    fraction no percent text reproduces is written as the fraction itself ('0.4888068689142421')."""
-    for digits in range(16):
-        text = _number(round(fraction * 100, digits))
-        if float(text) / 100 == fraction:
-            return f"{text}%"
-    return _number(fraction)
+    """A sparsity in percent, as short as reads back exactly: 0.3 -> '30%' (not
+    '30.000000000000004%'), 1e-07 -> '0.00001%' (digits only: the text form has no exponent)."""
+    percent = (Decimal(repr(fraction)) * 100).normalize()
+    return f"{percent:f}%"
+
+
+def _read_sparsity(text: str) -> float:
+    """'30%' -> 0.3, '0.3' -> 0.3. Percent is divided exactly, so '99.9%' is 0.999, not
+    0.9990000000000001, and every sparsity written by ``_sparsity_text`` reads back equal."""
+    try:
+        if text.endswith("%"):
+            return float(Decimal(text[:-1]) / 100)
+        return float(Decimal(text))
+    except InvalidOperation:
+        raise ValueError(f"cannot read sparsity {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -181,8 +190,7 @@ class Schedule:
             try:
                 sparsity = 0.0
                 if sparsity_text:
-                    percent = sparsity_text.endswith("%")
-                    sparsity = float(sparsity_text.rstrip("%")) / (100 if percent else 1)
+                    sparsity = _read_sparsity(sparsity_text)
                 phases.append(Phase(kind, float(match["length"]), float(match["lr"]), sparsity))
             except ValueError as err:
                 raise ValueError(f"phase {token!r}: {err}") from None

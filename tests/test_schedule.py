@@ -49,6 +49,13 @@ def test_separators_case_units_and_sparsity_forms():
     assert Schedule.parse("D:90epochs@0.1 S30%:45ep@0.01 D:45@0.001") == a
 
 
+def test_percent_sparsity_is_read_exactly():
+    assert Schedule.parse("S99.9%:1@0.1").phases[0].sparsity == 0.999  # not 0.9990000000000001
+    assert Schedule.parse("S0.999:1@0.1").phases[0].sparsity == 0.999
+    assert str(Schedule.parse("S0.999:1@0.1")) == "S99.9%:1@0.1"
+    assert str(Schedule((Phase("sparse", 1, 0.1, 1e-7),))) == "S0.00001%:1@0.1"
+
+
 def test_fractional_epoch_phase():
     schedule = Schedule.parse("D:2@0.1 S50%:1.25@0.01 D:0.5@0.001")
     assert [p.length for p in schedule.phases] == [2, 1.25, 0.5]
