@@ -190,6 +190,8 @@ def check_finite(tensors: Sequence[PrunableTensor]) -> None:
 def _slices(tensor: torch.Tensor, chunk: int | None = None) -> Iterator[torch.Tensor]:
     """Views of ``tensor`` along its first dimension, about ``chunk`` elements each."""
     chunk = chunk or CHUNK_ELEMENTS
+    if tensor.numel() == 0:
+        return
     if tensor.dim() == 0:
         yield tensor.reshape(1)
         return
@@ -224,6 +226,8 @@ def _sample(tensors: Sequence[torch.Tensor], size: int, dtype: torch.dtype) -> t
     total = sum(t.numel() for t in tensors)
     parts = []
     for i, t in enumerate(tensors):
+        if t.numel() == 0:
+            continue
         m = max(1, round(size * t.numel() / total))
         gen = torch.Generator(device=t.device).manual_seed(0x5EED + i)
         idx = torch.randint(t.numel(), (m,), generator=gen, device=t.device)

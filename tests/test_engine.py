@@ -220,6 +220,19 @@ def test_apply_masks_after_editing_weights_by_hand():
     assert (~engine.masks["fc.weight"]).sum().item() == (model.fc.weight == 0).sum().item()
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_an_empty_weight_among_the_selected_does_not_break_pruning():
+    model = nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 0), nn.Linear(0, 3), nn.Linear(4, 3))
+    for scope in ("layer", "global"):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        engine = dsd.DSD(model, optimizer)
+        engine.prune(0.5, scope=scope)
+        assert [m.shape for m in engine.masks.values()] == [(6, 4), (0, 6), (3, 0), (3, 4)]
+        assert sum((~m).sum().item() for m in engine.masks.values()) == 18  # 12 + 6, or 36 / 2
+        engine.redense()
+        engine.remove()
+
+
 # ----------------------------------------------------------------------------- identity and state
 def test_same_parameter_objects_and_optimizer_references_through_prune_and_redense():
     model = make_net()
@@ -460,7 +473,9 @@ def test_bad_scope_is_refused_and_changes_nothing():
 
 def test_model_with_nothing_prunable_says_what_was_considered():
     model = nn.Sequential(nn.Embedding(10, 4), nn.LayerNorm(4))
-    with pytest.raises(ValueError, match=r"(?s)nothing to prune.*0\.weight \(Embedding\): embedding.*1\.bias"):
+    with pytest.raises(
+        ValueError, match=r"(?s)nothing to prune.*0\.weight \(Embedding\): embedding.*1\.bias"
+    ):
         dsd.DSD(model, torch.optim.SGD(model.parameters(), lr=0.1))
 
 
