@@ -83,8 +83,11 @@ class _BenchTask(TaskAdapter):
         x, y = batch
         return nn.functional.cross_entropy(model(x), y)
 
+    def batch_size_of(self, batch: Any) -> int:
+        return 1  # one dataset item holds one ready batch
+
     def eval_batch(self, model: nn.Module, batch: Any, split: str) -> list[Any]:
-        return [0.0] * len(batch[0])
+        return [0.0]
 
     def compute_metrics(self, split: str, records_: list[Any]) -> dict[str, float]:
         return {"loss": 0.0}
@@ -122,7 +125,8 @@ def loop_periods(model_fn: Any, batches: list[Any], device: torch.device, sparse
     task = _BenchTask(batches, model_fn)
     text = "S30%:1@0.01" if sparse else "D:1@0.01"
     with tempfile.TemporaryDirectory() as tmp:
-        plan = RunPlan(folder=Path(tmp) / "run", schedule=Schedule.parse(text), first_phase=0, record={})
+        record = {"task": "bench", "model": "resnet18", "method": "sparse" if sparse else "dense"}
+        plan = RunPlan(folder=Path(tmp) / "run", schedule=Schedule.parse(text), first_phase=0, record=record)
         loop = LoopConfig(eval_every=0, log_every=50, device=str(device), progress=False)
         Trainer(task, plan, loop, dist.DistInfo(0, 1, 0, device)).run()
     return _periods(task.stamps)
