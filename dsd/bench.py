@@ -169,6 +169,43 @@ class Timer:
         return time.perf_counter() - start_s
 
 
+class HookClock:
+    """Time spent inside the engine's two optimizer hooks, per step.
+
+    Stamps are optimizer hooks registered before the engine's (``__init__``) and after them
+    (``close``); hooks run in registration order, so each pair brackets the engine's work."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.stamps: list[list[Any]] = []
+        optimizer.register_step_pre_hook(lambda *_: self.stamps.append([self._now()]))
+        optimizer.register_step_post_hook(lambda *_: self.stamps[-1].append(self._now()))
+
+    def close(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.register_step_pre_hook(lambda *_: self.stamps[-1].append(self._now()))
+        optimizer.register_step_post_hook(lambda *_: self.stamps[-1].append(self._now()))
+
+    def _now(self) -> Any:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, skip: int) -> list[float]:
+        """Seconds inside the engine's hooks for each step after the first ``skip``.
+
+        Each step's stamps: before the engine's pre-step hook, after it, before its post-step
+        hook, after it."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [
+                (pre.elapsed_time(pre_end) + post.elapsed_time(post_end)) / 1000.0
+                for pre, pre_end, post, post_end in self.stamps[skip:]
+            ]
+        return [(pre_end - pre) + (post_end - post) for pre, pre_end, post, post_end in self.stamps[skip:]]
+
+
 def _torch_prune(model: nn.Module, names: list[str], sparsity: float) -> None:
     """Mask the same tensors with ``torch.nn.utils.prune`` at the same count of zeros."""
     from torch.nn.utils import prune
@@ -198,7 +235,7 @@ def bench_steps(spec: StepModel, device: torch.device, repeats: int, warmup: int
     base = spec.build().to(device)
     models = {variant: copy.deepcopy(base) for variant in VARIANTS}
     del base
-    steps, engine = {}, None
+    steps, engine, clock = {}, None, None
     for variant, model in models.items():
         model.train()
         if variant == "torch_prune":
@@ -206,7 +243,9 @@ def bench_steps(spec: StepModel, device: torch.device, repeats: int, warmup: int
             _torch_prune(model, names, SPARSITY)
         steps[variant], optimizer = _trainer(model, spec, device)
         if variant == "dsd":
+            clock = HookClock(optimizer, device)
             engine = DSD(model, optimizer)
+            clock.close(optimizer)
             engine.prune(SPARSITY)
     timer = Timer(device)
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -216,7 +255,8 @@ def bench_steps(spec: StepModel, device: torch.device, repeats: int, warmup: int
             seconds = timer(steps[variant])
             if round_index >= warmup:
                 times[variant].append(seconds)
-    assert engine is not None
+    assert engine is not None and clock is not None
+    hooks = clock.seconds(skip=warmup)
     held = all(
         bool((t.param.detach()[~engine.masks[t.name]] == 0).all()) for t in engine.tensors
     )  # the sparse run really ran sparse
@@ -230,6 +270,9 @@ def bench_steps(spec: StepModel, device: torch.device, repeats: int, warmup: int
         "quartiles_s": {v: _quartiles(ts) for v, ts in times.items()},
         "sparse_over_dense": median["dsd"] / median["dense"],
         "sparse_minus_dense_ms": (median["dsd"] - median["dense"]) * 1000,
+        # Measured directly, so not lost in the noise of two step times: the engine's whole cost.
+        "engine_hooks_ms_median": statistics.median(hooks) * 1000,
+        "engine_hooks_over_dense_step": statistics.median(hooks) / median["dense"],
         "sparse_over_dense_paired_median": statistics.median(paired),
         "ours_over_torch_prune": median["dsd"] / median["torch_prune"],
         "mask_held": held,
@@ -390,11 +433,18 @@ def bench_prune(build: Callable[[], nn.Module], device: torch.device, repeats: i
                 for t, original in zip(engine.tensors, originals, strict=True):
                     t.param.copy_(original)
             with PeakMemory(device) as peak:
+                cpu_start = time.process_time()
                 seconds = timer(lambda scope=scope: engine.prune(SPARSITY, scope=scope))
+                cpu_seconds = time.process_time() - cpu_start
             masks_bytes = sum(m.numel() * m.element_size() for m in engine.masks.values())
             engine.redense()
             runs[scope].append(
-                {"seconds": seconds, "peak_extra_bytes": peak.extra_bytes, "masks_bytes": masks_bytes}
+                {
+                    "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
+                    "peak_extra_bytes": peak.extra_bytes,
+                    "masks_bytes": masks_bytes,
+                }
             )
             method = peak.method
     engine.remove()
@@ -411,6 +461,9 @@ def bench_prune(build: Callable[[], nn.Module], device: torch.device, repeats: i
         result[scope] = {
             "seconds_median": statistics.median(r["seconds"] for r in scope_runs),
             "seconds": [r["seconds"] for r in scope_runs],
+            # CPU time of this process, all threads: on a shared machine, what wall time would be
+            # on a quiet one with one thread (it exceeds wall time when threads run in parallel)
+            "cpu_seconds": [r["cpu_seconds"] for r in scope_runs],
             "peak_extra_bytes": peak_bytes,  # everything above the level before the call
             "masks_bytes": masks_bytes,  # the result kept (1 byte per weight), part of the peak
             "working_bytes": peak_bytes - masks_bytes,  # what the computation itself needed
@@ -473,7 +526,9 @@ def table(result: dict[str, Any]) -> str:
         median = steps["median_s"]
         lines.append(
             f"{name}: median step dense {median['dense']:.4f}s, dsd {median['dsd']:.4f}s "
-            f"({steps['sparse_minus_dense_ms']:+.1f} ms), torch prune {median['torch_prune']:.4f}s "
+            f"({steps['sparse_minus_dense_ms']:+.1f} ms; inside the engine's hooks "
+            f"{steps['engine_hooks_ms_median']:.1f} ms = {steps['engine_hooks_over_dense_step']:.1%} of "
+            f"the dense step), torch prune {median['torch_prune']:.4f}s "
             f"({steps['repeats']} interleaved rounds); torch prune holds "
             f"{memory['extra_bytes_per_weight']:.1f} extra B/weight and {memory['weight_copies']} float "
             "copy of each weight"
@@ -483,8 +538,9 @@ def table(result: dict[str, Any]) -> str:
         layer, glob = cost["layer"], cost["global"]
         lines.append(
             f"{name}: {cost['weights']:,} weights in {cost['tensors']} tensors (largest "
-            f"{cost['largest_tensor_bytes'] / mib:.0f} MiB); prune() layer {layer['seconds_median']:.2f}s, "
-            f"global {glob['seconds_median']:.2f}s; peak extra memory layer / global "
+            f"{cost['largest_tensor_bytes'] / mib:.0f} MiB); prune() layer {layer['seconds_median']:.2f}s "
+            f"(CPU {statistics.median(layer['cpu_seconds']):.2f}s), global {glob['seconds_median']:.2f}s "
+            f"(CPU {statistics.median(glob['cpu_seconds']):.2f}s); peak extra memory layer / global "
             f"{layer['peak_extra_bytes'] / mib:.0f} / {glob['peak_extra_bytes'] / mib:.0f} MiB, of which the "
             f"masks kept {layer['masks_bytes'] / mib:.0f} MiB"
         )

@@ -48,9 +48,16 @@ def test_quick_bench_json_has_every_figure(quick_run):
     for steps in result["step_time"].values():
         assert set(steps["median_s"]) == set(bench.VARIANTS)
         assert all(v > 0 for v in steps["median_s"].values())
-        for key in ("sparse_over_dense", "ours_over_torch_prune", "sparse_minus_dense_ms"):
+        keys = (
+            "sparse_over_dense",
+            "ours_over_torch_prune",
+            "sparse_minus_dense_ms",
+            "engine_hooks_ms_median",
+        )
+        for key in keys:
             assert isinstance(steps[key], float)
         assert steps["repeats"] == 2 and steps["mask_held"] is True
+        assert steps["engine_hooks_ms_median"] > 0, "the engine's hooks ran inside the timed steps"
         memory = steps["memory"]
         assert memory["pruned_weights"] > 0
         for variant in ("dsd", "torch_prune"):
@@ -59,7 +66,7 @@ def test_quick_bench_json_has_every_figure(quick_run):
     for cost in result["prune"].values():
         assert cost["weights"] > 0 and cost["largest_tensor_bytes"] > 0 and cost["memory_method"]
         for scope in ("layer", "global"):
-            assert len(cost[scope]["seconds"]) == 1
+            assert len(cost[scope]["seconds"]) == len(cost[scope]["cpu_seconds"]) == 1
             assert cost[scope]["masks_bytes"] > 0
             for key in ("seconds_median", "peak_extra_bytes", "working_bytes", "working_over_largest_tensor"):
                 assert isinstance(cost[scope][key], (int, float))
