@@ -1,0 +1,308 @@
+"""The WSJ speech task: DeepSpeech 1 / DeepSpeech 2 style CTC models scored by WER.
+
+Data (``data_dir``): a raw WSJ tree (LDC CDs) or LibriSpeech tree, prepared once into
+manifests by ``prepare()`` (``tasks.wsj.prepare``; or ahead of time with
+``prepare_manifests``), or a folder prepared that way; without ``data_dir``, the eSpeak NG
+stand-in (``tasks.wsj.standin``), built under the cache folder. Splits, the first of the
+evaluation splits being the one evaluated every epoch:
+
+==============  ===============  ==========================================
+corpus          training         evaluation
+==============  ===============  ==========================================
+WSJ             train-si284      dev93 (the paper's WSJ'93), eval92 (WSJ'92)
+LibriSpeech     train-clean-100  dev-clean, test-clean
+stand-in        train            test (voices never heard in training)
+==============  ===============  ==========================================
+
+Training follows the paper: SGD with Nesterov momentum 0.99 (DeepSpeech 1 used Nesterov's
+method; DeepSpeech 2 trained with Nesterov momentum 0.99 too), the loss of ``tasks.wsj.ctc``,
+pruning of the fully connected and recurrent weights only (DS2's convolutions stay dense).
+In-phase learning-rate decay ("decayed the same as conventional training"): DeepSpeech 2 divides
+its rate by 1.2 after every epoch (``decay=exp:0.8333`` over its 20-epoch phases, a 38x drop).
+DeepSpeech 1's paper gives no schedule; we stretch DS2's to DS1's 50-epoch phases
+(``exp:0.93``, 0.93^50 = 0.026, the same overall drop).
+
+Model sizes left at 0 take the paper's values on real data (DS1 width 1024; DS2 7 x 1760)
+and small ones on the stand-in (which must train in minutes on two CPU cores); ``description``
+records the values used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from dsd.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.schedule import PAPER_RECIPES
+from tasks.wsj import prepare as preparation
+from tasks.wsj import standin
+from tasks.wsj.ctc import ctc_loss, greedy_decode
+from tasks.wsj.data import SpeechDataset, collate
+from tasks.wsj.manifest import read_manifest, read_prepared
+from tasks.wsj.models import DeepSpeech1, DeepSpeech2, parameter_count
+from tasks.wsj.scoring import Transcript, error_rates, write_transcripts
+from tasks.wsj.text import NUM_CLASSES, SYMBOLS
+
+ARCHS = ("deepspeech", "deepspeech2")
+OPTIMIZERS = ("", "nesterov", "adam")
+STANDIN = "espeak stand-in"
+SPLITS = {  # corpus -> (training split, evaluation splits with the per-epoch one first)
+    "wsj": ("train-si284", ("dev93", "eval92")),
+    "librispeech": ("train-clean-100", ("dev-clean", "test-clean")),
+    STANDIN: ("train", ("test",)),
+}
+DATASET_NAMES = {"wsj": "WSJ", "librispeech": "LibriSpeech", STANDIN: STANDIN}
+PAPER_DECAY = {"deepspeech": "exp:0.93", "deepspeech2": "exp:0.8333"}
+#: The stand-in's iterated recipes (D S D S D, the paper's sparsities and LR ratios), sized so
+#: that baseline + DSD + dense control fit in about 8 minutes on two CPU cores.
+STANDIN_RECIPES = {
+    "deepspeech": "D:8@2e-3 S50%:3@1.25e-3 D:3@7.5e-4 S25%:3@2.5e-4 D:3@7.5e-5 decay=exp:0.9",
+    "deepspeech2": "D:8@1e-3 S50%:3@1e-3 D:3@1e-4 S25%:3@1e-4 D:3@2e-5 decay=exp:0.9",
+}
+#: arch -> (real data, stand-in) model sizes for the fields left at 0.
+AUTO_SIZES: dict[str, dict[str, tuple[int, int]]] = {
+    "deepspeech": {"hidden": (1024, 256), "stride": (1, 2)},
+    "deepspeech2": {"hidden": (1760, 192), "rnn_layers": (7, 2), "conv_channels": (32, 4)},
+}
+
+
+@dataclass
+class Config(TaskConfig):
+    """The speech task's hyper-parameters (0 = the paper's size on real data, the stand-in's
+    on the stand-in; see ``AUTO_SIZES``)."""
+
+    arch: str = "deepspeech"  # deepspeech (DS1) | deepspeech2 (DS2 style)
+    corpus: str = "auto"  # what data_dir holds: auto (detect) | wsj | librispeech
+    hidden: int = 0  # FC / recurrent width (paper: DS1 1024, DS2 1760)
+    context: int = 5  # DS1: frames of context on each side (paper: 5, an 11-frame window)
+    stride: int = 0  # DS1: keep every stride-th window (paper-size default 1)
+    rnn_layers: int = 0  # DS2: bidirectional recurrent layers (paper: 7)
+    rnn: str = "gru"  # DS2: gru, or rnn (DS2's clipped-ReLU cell; 67.7 M parameters at 7 x 1760)
+    conv_channels: int = 0  # DS2: channels of both conv layers (DS2: 32)
+    clip: float = 20.0  # clipped ReLU ceiling
+    dropout: float = 0.0  # on the FC layers (DS1 used 5-10 %)
+    optimizer: str = ""  # nesterov (SGD, the paper's) | adam; empty: nesterov, or adam on the stand-in
+    momentum: float = 0.99  # Nesterov SGD
+    weight_decay: float = 0.0
+    grad_clip: float = 400.0  # max global grad norm (deepspeech.pytorch's); 0 disables
+    standin_train: int = 3000  # stand-in utterances spoken by the training voices
+    standin_test: int = 400  # ... by the held-out test voices
+    standin_vocabulary: int = 250  # stand-in words
+    #: where a raw data_dir is prepared (manifests, WSJ's converted WAVs); empty: the cache folder
+    prepared_dir: str = field(default="", metadata={"path": True})
+
+
+class SpeechTask(TaskAdapter):
+    """DeepSpeech 1 / 2 on WSJ, LibriSpeech or the eSpeak stand-in."""
+
+    name: ClassVar[str] = "wsj"
+    Config: ClassVar[type[TaskConfig]] = Config
+    metrics: ClassVar[dict[str, MetricSpec]] = {
+        "wer": MetricSpec(higher_is_better=False, label="WER", percent=True),
+        "cer": MetricSpec(higher_is_better=False, label="CER", percent=True),
+    }
+    primary_metric: ClassVar[str] = "wer"
+
+    def __init__(self, config: Config, data_dir: Path | None, cache_dir: Path) -> None:
+        super().__init__(config, data_dir, cache_dir)
+        if config.arch not in ARCHS:
+            raise ValueError(f"unknown arch {config.arch!r}; valid: {', '.join(ARCHS)}")
+        if config.rnn not in ("gru", "rnn"):
+            raise ValueError(f"rnn must be 'gru' or 'rnn', got {config.rnn!r}")
+        if config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+        self.corpus, self.source, self.folder = self._locate_data()
+        self._train: SpeechDataset | None = None
+        self._evals: dict[str, SpeechDataset] | None = None
+
+    # ------------------------------------------------------------------ data location
+    def _locate_data(self) -> tuple[str, Path | None, Path]:
+        """``(corpus, raw source folder or None, prepared folder)``, without reading audio."""
+        cfg = self.config
+        if self.data_dir is None:
+            return STANDIN, None, standin.standin_folder(self.cache_dir, self.standin_spec())
+        data_dir = Path(self.data_dir).expanduser()
+        prepared = read_prepared(data_dir)
+        if prepared is not None:
+            corpus = prepared["corpus"]
+            if corpus not in SPLITS:
+                raise ValueError(f"{data_dir} holds prepared {corpus!r}, which this task does not know")
+            return corpus, None, data_dir
+        corpus = cfg.corpus if cfg.corpus != "auto" else preparation.detect_corpus(data_dir)
+        if corpus not in preparation.CORPORA:
+            raise ValueError(f"unknown corpus {corpus!r}; valid: auto, {', '.join(preparation.CORPORA)}")
+        if cfg.prepared_dir:
+            folder = Path(cfg.prepared_dir).expanduser()
+        else:
+            tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+            folder = Path(self.cache_dir) / "wsj-prepared" / f"{corpus}-{tag}"
+        return corpus, data_dir, folder
+
+    def standin_spec(self) -> standin.StandinSpec:
+        cfg = self.config
+        return standin.StandinSpec(cfg.standin_train, cfg.standin_test, cfg.standin_vocabulary)
+
+    def prepare(self) -> None:
+        if self.corpus == STANDIN:
+            standin.build_standin(self.cache_dir, self.standin_spec())
+        elif self.source is not None:
+            preparation.prepare_manifests(self.corpus, self.source, self.folder)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def dataset_name(self) -> str:
+        return DATASET_NAMES[self.corpus]
+
+    @property
+    def model_name(self) -> str:
+        return self.config.arch
+
+    @property
+    def default_recipe(self) -> str:
+        arch = self.config.arch
+        if self.corpus == STANDIN:
+            return STANDIN_RECIPES[arch]
+        return f"{PAPER_RECIPES[arch]} decay={PAPER_DECAY[arch]}"
+
+    def sizes(self) -> dict[str, int]:
+        """The model sizes in use, the fields left at 0 resolved (see ``AUTO_SIZES``)."""
+        cfg, which = self.config, int(self.corpus == STANDIN)
+        resolved = {}
+        for name, choices in AUTO_SIZES[cfg.arch].items():
+            value = getattr(cfg, name)
+            resolved[name] = value if value > 0 else choices[which]
+        return resolved
+
+    @property
+    def description(self) -> dict[str, Any]:
+        cfg = self.config
+        info: dict[str, Any] = {
+            "corpus": self.dataset_name,
+            "model_sizes": self.sizes(),
+            "parameters": parameter_count(self.build_model()),
+            "output_symbols": f"{NUM_CLASSES}: blank + {SYMBOLS[1:]!r}",
+            "features": "log power spectrogram, 161 bins, 20 ms Hamming windows every 10 ms, "
+            "normalised per utterance and bin",
+            "loss": "CTC, per-utterance sum over frames, mean over the batch",
+            "decoding": "greedy (best path), no language model",
+            "optimizer": (
+                f"Adam, weight decay {cfg.weight_decay}"
+                if self.optimizer_name == "adam"
+                else f"SGD, Nesterov momentum {cfg.momentum}, weight decay {cfg.weight_decay}"
+            ),
+            "pruned": "fully connected and recurrent weights (not convolutions, biases, norms)",
+            "splits": {"train": SPLITS[self.corpus][0], "eval": list(SPLITS[self.corpus][1])},
+        }
+        if self.corpus == STANDIN:
+            info["standin"] = {
+                "train_voices": list(standin.TRAIN_VOICES),
+                "test_voices": list(standin.TEST_VOICES),
+                "spec": asdict(self.standin_spec()) | {"key": self.standin_spec().key},
+            }
+        return info
+
+    # ------------------------------------------------------------------ model
+    def build_model(self) -> nn.Module:
+        cfg, sizes = self.config, self.sizes()
+        if cfg.arch == "deepspeech":
+            return DeepSpeech1(
+                hidden=sizes["hidden"],
+                context=cfg.context,
+                stride=sizes["stride"],
+                clip=cfg.clip,
+                dropout=cfg.dropout,
+            )
+        return DeepSpeech2(
+            hidden=sizes["hidden"],
+            rnn_layers=sizes["rnn_layers"],
+            rnn=cfg.rnn,
+            conv_channels=sizes["conv_channels"],
+            clip=cfg.clip,
+            dropout=cfg.dropout,
+        )
+
+    @property
+    def optimizer_name(self) -> str:
+        """``nesterov`` or ``adam``: the config's, else Nesterov SGD on real data, Adam on the stand-in."""
+        return self.config.optimizer or ("adam" if self.corpus == STANDIN else "nesterov")
+
+    def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        cfg = self.config
+        params = [p for p in model.parameters() if p.requires_grad]
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
+        )
+
+    def prune_selection(self) -> dict[str, Any]:
+        # The default rule takes every nn.Linear / nn.GRU weight; DS2's convolutions stay dense.
+        return {"exclude": ["conv.*"]} if self.config.arch == "deepspeech2" else {}
+
+    def output_frames(self) -> Callable[[int], int]:
+        """Model output frames for a number of input frames (for CTC feasibility)."""
+        stride = self.sizes()["stride"] if self.config.arch == "deepspeech" else 2
+        return lambda frames: (frames - 1) // stride + 1
+
+    # ------------------------------------------------------------------ data
+    def _manifest(self, split: str) -> list:
+        if read_prepared(self.folder) is None:
+            raise FileNotFoundError(
+                f"{self.folder} is not prepared; run prepare() first (dsd-suite prepare wsj ...)"
+            )
+        return read_manifest(self.folder / f"{split}.jsonl")
+
+    def train_dataset(self) -> SpeechDataset:
+        if self._train is None:
+            split = SPLITS[self.corpus][0]
+            self._train = SpeechDataset(self._manifest(split), self.output_frames(), split)
+        return self._train
+
+    def eval_datasets(self) -> dict[str, SpeechDataset]:
+        if self._evals is None:
+            self._evals = {
+                split: SpeechDataset(self._manifest(split), self.output_frames(), split, sort_by_length=True)
+                for split in SPLITS[self.corpus][1]
+            }
+        return self._evals
+
+    def collate_fn(self) -> Callable[[list[Any]], Any]:
+        return collate
+
+    def sample_lengths(self) -> Sequence[int]:
+        return self.train_dataset().frame_lengths()
+
+    def data_issues(self) -> dict[str, int]:
+        issues: Counter[str] = Counter()
+        prepared = read_prepared(self.folder) or {}
+        for reason, count in prepared.get("issues", {}).items():
+            issues[f"prepare/{reason}"] += count
+        datasets = ([self._train] if self._train else []) + list((self._evals or {}).values())
+        for dataset in datasets:
+            for reason, count in dataset.issues.items():
+                issues[f"{dataset.name}/{reason}"] += count
+        return dict(sorted(issues.items()))
+
+    # ------------------------------------------------------------------ steps
+    def training_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        logits, output_lengths = model(batch["features"], batch["lengths"])
+        return ctc_loss(logits, output_lengths, batch["targets"], batch["target_lengths"])
+
+    def eval_batch(self, model: nn.Module, batch: Any, split: str) -> list[Transcript]:
+        logits, output_lengths = model(batch["features"], batch["lengths"])
+        hypotheses = greedy_decode(logits, output_lengths)
+        pairs = zip(batch["ids"], batch["texts"], hypotheses, strict=True)
+        return [Transcript(utt_id, reference, hypothesis) for utt_id, reference, hypothesis in pairs]
+
+    def compute_metrics(self, split: str, records: list[Any]) -> dict[str, float]:
+        return error_rates([r.reference for r in records], [r.hypothesis for r in records])
+
+    def write_predictions(self, split: str, records: list[Any], path: Path) -> None:
+        write_transcripts(path, records)
