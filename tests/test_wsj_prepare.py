@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -120,6 +121,17 @@ def test_wsj_preparation(tmp_path):
     before = paths["train-si284"].stat().st_mtime_ns
     assert prepare_manifests("wsj", src, out) == paths
     assert paths["train-si284"].stat().st_mtime_ns == before
+
+
+def test_wsj_copies_with_merged_cds_are_read_too(tmp_path):
+    cds = make_wsj(tmp_path / "cds")
+    merged = tmp_path / "merged"
+    for cd in cds.iterdir():
+        shutil.copytree(cd, merged, dirs_exist_ok=True)  # wsj0/... and wsj1/... without CD folders
+    assert not any(p.name[0].isdigit() for p in merged.iterdir())
+    with pytest.warns(UserWarning):
+        paths = prepare_manifests("wsj", merged, tmp_path / "prepared")
+    assert [len(read_manifest(paths[s])) for s in ("train-si284", "dev93", "eval92")] == [3, 1, 1]
 
 
 def test_wsj_sphere_without_sph2pipe_stops_with_how_to_convert(tmp_path, monkeypatch):

@@ -63,8 +63,8 @@ PAPER_DECAY = {"deepspeech": "exp:0.93", "deepspeech2": "exp:0.8333"}
 #: The stand-in's iterated recipes (D S D S D, the paper's sparsities and LR ratios), sized so
 #: that baseline + DSD + dense control fit in about 8 minutes on two CPU cores.
 STANDIN_RECIPES = {
-    "deepspeech": "D:8@2e-3 S50%:3@1.25e-3 D:3@7.5e-4 S25%:3@2.5e-4 D:3@7.5e-5 decay=exp:0.9",
-    "deepspeech2": "D:8@1e-3 S50%:3@1e-3 D:3@1e-4 S25%:3@1e-4 D:3@2e-5 decay=exp:0.9",
+    "deepspeech": "D:5@1e-3 S50%:1@6.25e-4 D:1@3.75e-4 S25%:1@1.25e-4 D:1@3.75e-5 decay=exp:0.8",
+    "deepspeech2": "D:3@1e-3 S50%:0.75@1e-3 D:0.75@1e-4 S25%:0.75@1e-4 D:0.75@2e-5 decay=exp:0.8",
 }
 #: arch -> (real data, stand-in) model sizes for the fields left at 0.
 AUTO_SIZES: dict[str, dict[str, tuple[int, int]]] = {
@@ -84,7 +84,7 @@ class Config(TaskConfig):
     context: int = 5  # DS1: frames of context on each side (paper: 5, an 11-frame window)
     stride: int = 0  # DS1: keep every stride-th window (paper-size default 1)
     rnn_layers: int = 0  # DS2: bidirectional recurrent layers (paper: 7)
-    rnn: str = "gru"  # DS2: gru, or rnn (DS2's clipped-ReLU cell; 67.7 M parameters at 7 x 1760)
+    rnn: str = "rnn"  # DS2: rnn (DS2's clipped-ReLU cell: 67.7 M parameters at 7 x 1760, the paper's) | gru
     conv_channels: int = 0  # DS2: channels of both conv layers (DS2: 32)
     clip: float = 20.0  # clipped ReLU ceiling
     dropout: float = 0.0  # on the FC layers (DS1 used 5-10 %)

@@ -4,7 +4,8 @@
     prepare_manifests("librispeech", Path("/data/LibriSpeech"), Path("prepared/librispeech"))
 
 **WSJ** (LDC93S6B + LDC94S13B): ``src_dir`` holds the CD folders (``11-1.1``, ``11-13.1``,
-``13-34.1``, ...; anywhere below it, any case). The splits are Kaldi's (``egs/wsj/s5``):
+``13-34.1``, ...; anywhere below it, any case), or copies that merged them into one ``wsj0``
+and one ``wsj1`` folder. The splits are Kaldi's (``egs/wsj/s5``):
 
 * ``train-si284``: ``13-34.1/wsj1/doc/indices/si_tr_s.ndx`` + ``11-13.1/wsj0/doc/indices/train/
   tr_s_wv1.ndx`` (SI-284, about 81 h; the paper's training set),
@@ -117,7 +118,8 @@ def detect_corpus(src_dir: Path) -> str:
     except PreparationError:
         pass
     for _, dirs, files in os.walk(src_dir, followlinks=True):
-        if any(_CD_NAME.match(d) for d in dirs) or any(f.lower().endswith((".ndx", ".wv1")) for f in files):
+        wsj_dirs = any(_CD_NAME.match(d) or d.lower() in ("wsj0", "wsj1") for d in dirs)
+        if wsj_dirs or any(f.lower().endswith((".ndx", ".wv1")) for f in files):
             return "wsj"
     raise PreparationError(
         f"{src_dir} looks like neither WSJ (CD folders such as 11-13.1 with .ndx index files) nor "
@@ -141,41 +143,42 @@ def _checked_audio(utt_id: str, path: Path, text: str, skipped: dict[str, list[s
 
 # ====================================================================== WSJ
 class _WsjTree:
-    """Case-insensitive view of a WSJ tree: CD folders, every file by its path inside its CD."""
+    """Case-insensitive view of a WSJ tree: every file by (CD, path inside the CD).
+
+    LDC's layout keeps one folder per CD (``11-2.1/wsj0/si_tr_s/...``); copies that merged the
+    CDs (``wsj0/si_tr_s/...`` directly) work too: a file is also found by its path from its
+    ``wsj0`` / ``wsj1`` folder on, whatever CD an index line names.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.files: dict[tuple[str, str], Path] = {}
+        self.merged: dict[str, Path] = {}  # "wsj0/si_tr_s/011/011c0201.wv1" -> path
         self.dots: dict[str, list[Path]] = defaultdict(list)
-        for cd_dir in self._cd_dirs(root):
-            cd = re.sub(r"[-.]", "_", cd_dir.name)
-            for folder, _, names in os.walk(cd_dir, followlinks=True):
-                for name in names:
-                    path = Path(folder) / name
-                    inside = path.relative_to(cd_dir).as_posix().lower()
-                    self.files[(cd, inside)] = path
-                    if name.lower().endswith(".dot"):
-                        self.dots[name[:6].lower()].append(path)
-        if not self.files:
+        base = root.parent if _CD_NAME.match(root.name) else root  # root may be one CD itself
+        for folder, _, names in os.walk(root, followlinks=True):
+            parts = [p.lower() for p in Path(folder).relative_to(base).parts]
+            cd_at = next((i for i, p in enumerate(parts) if _CD_NAME.match(p)), None)
+            corpus_at = next((i for i, p in enumerate(parts) if p in ("wsj0", "wsj1")), None)
+            for name in names:
+                path = Path(folder) / name
+                if cd_at is not None:
+                    cd = re.sub(r"[-.]", "_", parts[cd_at])
+                    self.files[(cd, "/".join([*parts[cd_at + 1 :], name.lower()]))] = path
+                if corpus_at is not None:
+                    self.merged.setdefault("/".join([*parts[corpus_at:], name.lower()]), path)
+                if name.lower().endswith(".dot"):
+                    self.dots[name[:6].lower()].append(path)
+        if not self.files and not self.merged:
             raise PreparationError(
-                f"no WSJ CD folders (named like 11-13.1 or 13-34.1) found under {root}; give the folder "
-                "that holds the LDC93S6B / LDC94S13B CDs"
+                f"no WSJ files found under {root}: expected the LDC93S6B / LDC94S13B CD folders "
+                "(named like 11-13.1 or 13-34.1) or their wsj0 / wsj1 folders"
             )
         self._transcripts: dict[Path, dict[str, str]] = {}
 
-    @staticmethod
-    def _cd_dirs(root: Path) -> list[Path]:
-        """Folders named like LDC's CDs (``11-13.1``), anywhere below ``root`` (or ``root`` itself)."""
-        if _CD_NAME.match(root.name):
-            return [root]
-        found = []
-        for folder, dirs, _ in os.walk(root, followlinks=True):
-            found += [Path(folder) / d for d in dirs if _CD_NAME.match(d)]
-            dirs[:] = [d for d in dirs if not _CD_NAME.match(d)]  # the CD's own files are read later
-        return sorted(found)
-
     def find(self, cd: str, inside: str) -> Path | None:
-        return self.files.get((cd, inside.lower()))
+        inside = inside.lower()
+        return self.files.get((cd, inside)) or self.merged.get(inside)
 
     def transcript(self, utt_id: str, audio: Path) -> str | None:
         """The raw .dot transcript of ``utt_id``, preferring a .dot in the audio's own folder."""
