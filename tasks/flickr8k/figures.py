@@ -1,0 +1,150 @@
+"""The paper's Figure 3 analog: the same test images captioned by the baseline, sparse and DSD models.
+
+``caption_comparison`` reads finished runs (``dsd.study``): the baseline's final weights, the
+DSD run's weights at the end of its sparse phase (``phase<i>.pt``) and at its end, captions a
+few test images with each, and writes a markdown table and the matching image grid (PNG).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from dsd import records
+from dsd.study import load_final_weights
+from tasks.flickr8k.adapter import Flickr8kConfig, Flickr8kTask
+from tasks.flickr8k.model import decode
+
+MARKDOWN = "flickr8k_captions.md"
+GRID = "flickr8k_captions.png"
+
+
+def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
+    """Label and weights at the end of a DSD run's first sparse phase."""
+    result = records.read_json(Path(folder) / records.RESULT_FILE)
+    for phase in result["phases"]:
+        if phase["kind"] == "sparse":
+            weights = phase.get("weights", f"phase{phase['index']}.pt")
+            return phase["label"], records.safe_torch_load(Path(folder) / weights)
+    raise ValueError(f"{folder} has no sparse phase: is it a dsd run?")
+
+
+def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | None = None) -> Flickr8kTask:
+    """The adapter a run was made with, rebuilt from its ``config.json``.
+
+    ``cache_dir`` defaults to ``<results>/cache`` of the results folder holding the run.
+    """
+    config = records.read_json(Path(folder) / records.CONFIG_FILE)
+    if config.get("task") != Flickr8kTask.name:
+        raise ValueError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
+    known = {f.name for f in dataclasses.fields(Flickr8kConfig)}
+    task_config = Flickr8kConfig(**{k: v for k, v in config["task_config"].items() if k in known})
+    standin = config["dataset"] != "Flickr-8K"
+    if not standin and data_dir is None:
+        raise ValueError(f"{folder} was trained on Flickr-8K: pass data_dir (the dataset folder)")
+    if cache_dir is None:
+        cache_dir = Path(folder).resolve().parents[3] / "cache"
+    return Flickr8kTask(task_config, None if standin else data_dir, cache_dir)
+
+
+def pick_images(count: int, total: int) -> list[int]:
+    """``count`` positions spread evenly over a split of ``total`` images."""
+    count = max(1, min(count, total))
+    return [round(i * (total - 1) / max(1, count - 1)) for i in range(count)] if count > 1 else [0]
+
+
+@torch.no_grad()
+def caption_images(
+    task: Flickr8kTask, state: dict[str, torch.Tensor], split: str, positions: list[int]
+) -> list[str]:
+    """Captions of the images at ``positions`` of ``split`` by a model holding ``state``."""
+    model = task.build_model()
+    records.load_model_weights(model, state, "run weights")
+    model.eval()
+    dataset = task.eval_datasets()[split]
+    feats = torch.stack([dataset[i][0] for i in positions])
+    beam = task.config.beam_size if split == "test" else 1
+    ids, _ = decode(model, feats, task.config.max_caption_length, beam)
+    return [" ".join(task.vocabulary.decode(row)) for row in ids.tolist()]
+
+
+def caption_comparison(
+    runs: dict[str, Path],
+    out_dir: Path,
+    count: int = 6,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+) -> list[Path]:
+    """Markdown table and PNG grid of test images with baseline / sparse / DSD captions.
+
+    ``runs`` maps ``baseline`` and ``dsd`` (and optionally ``dense-control``) to finished run
+    folders of one study. Returns the written files.
+    """
+    missing = {"baseline", "dsd"} - set(runs)
+    if missing:
+        raise ValueError(f"caption_comparison needs the {sorted(missing)} run folder(s)")
+    task = task_of_run(runs["dsd"], data_dir, cache_dir)
+    positions = pick_images(count, len(task.split_images("test")))
+    sparse_label, sparse_state = sparse_phase_weights(runs["dsd"])
+    columns = {
+        "baseline": load_final_weights(runs["baseline"]),
+        f"sparse ({sparse_label})": sparse_state,
+        "DSD": load_final_weights(runs["dsd"]),
+    }
+    if "dense-control" in runs:
+        columns["dense control"] = load_final_weights(runs["dense-control"])
+    captions = {name: caption_images(task, state, "test", positions) for name, state in columns.items()}
+    names = [task.split_images("test")[i] for i in positions]
+    references = [task.references("test")[i][0] for i in positions]
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grid = out_dir / GRID
+    _draw_grid(grid, [task.image_path(n) for n in names], captions, references)
+    header = ["image", *captions, "a reference"]
+    lines = [
+        f"# Captions of {len(names)} {task.dataset_name} test images (the paper's Figure 3)",
+        "",
+        f"Decoding: {'greedy' if task.config.beam_size == 1 else f'beam {task.config.beam_size}'}; "
+        f"images: [{GRID}]({GRID}).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row, name in enumerate(names):
+        cells = [f"`{name}`", *(captions[c][row] or "(empty)" for c in captions), references[row]]
+        lines.append("| " + " | ".join(cells) + " |")
+    table = out_dir / MARKDOWN
+    records.atomic_write_text(table, "\n".join(lines) + "\n")
+    return [table, grid]
+
+
+def _draw_grid(path: Path, images: list[Path], captions: dict[str, list[str]], references: list[str]) -> None:
+    """One row per image: the picture, then each model's caption and a reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = len(images)
+    fig, axes = plt.subplots(
+        rows, 2, figsize=(11, 1.9 * rows), gridspec_kw={"width_ratios": [1, 3.2]}, squeeze=False
+    )
+    for row, image_path in enumerate(images):
+        with Image.open(image_path) as image:
+            axes[row, 0].imshow(image.convert("RGB"))
+        axes[row, 0].set_axis_off()
+        text = [f"{name}: {caps[row] or '(empty)'}" for name, caps in captions.items()]
+        text.append(f"reference: {references[row]}")
+        axes[row, 1].text(
+            0.0, 0.5, "\n".join(text), va="center", ha="left", fontsize=9, family="monospace", wrap=True
+        )
+        axes[row, 1].set_axis_off()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
