@@ -35,8 +35,9 @@ def test_paper_sizes_match_the_papers_parameter_counts():
         DeepSpeech1(hidden=32, stride=2),
         DeepSpeech2(hidden=24, rnn_layers=2, rnn="gru", conv_channels=2),
         DeepSpeech2(hidden=24, rnn_layers=2, rnn="rnn", conv_channels=2),
+        DeepSpeech2(hidden=24, rnn_layers=1, rnn="rnn", conv_channels=3, conv_kernels=((11, 5), (7, 3))),
     ],
-    ids=["ds1", "ds2-gru", "ds2-rnn"],
+    ids=["ds1", "ds2-gru", "ds2-rnn", "ds2-small-kernels"],
 )
 def test_output_shapes_and_padding_does_not_leak(model):
     model.eval()
