@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from dsd import masks as masklib
+from dsd.dist import any_rank
 from dsd.masks import PrunableTensor, Selector
 
 STATE_VERSION = 1
@@ -195,7 +196,7 @@ class DSD:
                 "call redense() first, the mask is fixed for the whole sparse phase"
             )
         self._check_in_optimizer()
-        masklib.check_finite(self.tensors)
+        _finite_on_every_rank(self.tensors)
         masks = masklib.magnitude_masks([t.param for t in self.tensors], sparsity, scope)
         _broadcast_from_rank0(masks)
         self._masks = masks
@@ -336,6 +337,18 @@ class DSD:
                     f"tensor {t.name!r} is selected for pruning but is not in the optimizer; "
                     "build the optimizer over it, or exclude it"
                 )
+
+
+def _finite_on_every_rank(tensors: list[PrunableTensor]) -> None:
+    """``check_finite`` on every rank at once, so that no rank waits in the mask broadcast
+    while another has refused to prune."""
+    try:
+        masklib.check_finite(tensors)
+    except ValueError:
+        any_rank(True)
+        raise
+    if any_rank(False):
+        raise ValueError("cannot prune: another rank holds NaN/inf weights (its error names the tensor)")
 
 
 def _broadcast_from_rank0(masks: list[torch.Tensor]) -> None:

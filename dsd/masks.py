@@ -16,6 +16,7 @@ dimension, so the extra memory is bounded by a slice, not by the model.
 from __future__ import annotations
 
 import fnmatch
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -145,10 +146,13 @@ def select_prunable(
             if not param.is_floating_point():
                 raise ValueError(f"cannot prune {name!r}: dtype {param.dtype} is not floating point")
             chosen.append(PrunableTensor(name, param, module_type))
-    for selector in includes:
-        if isinstance(selector, str) and not any(_matches(selector, n, p) for n, p, _, _ in considered):
-            names = ", ".join(n for n, *_ in considered[:20])
-            raise ValueError(f"include={selector!r} matches no parameter; parameters are: {names}")
+    for what, selectors in (("include", includes), ("exclude", excludes)):
+        for selector in selectors:
+            if isinstance(selector, str) and not any(_matches(selector, n, p) for n, p, _, _ in considered):
+                names = ", ".join(n for n, *_ in considered[:20])
+                raise ValueError(
+                    f"{what}={selector!r} matches no parameter (a typo?); parameters are: {names}"
+                )
     if not chosen:
         lines = [f"  {n} ({t}): {r or 'excluded'}" for n, _, t, r in considered] or ["  (none)"]
         raise ValueError(
@@ -161,7 +165,7 @@ def select_prunable(
 
 def check_sparsity(sparsity: float) -> float:
     """Validate a sparsity level: a real number in [0, 1)."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
         raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
     value = float(sparsity)
     if not 0.0 <= value < 1.0:

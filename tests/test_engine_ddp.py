@@ -96,6 +96,15 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
                 memory_format=torch.channels_last
             ),
         }
+        engine.redense()
+        if rank == 1:  # NaN on one rank only: both ranks must refuse, neither may hang
+            with torch.no_grad():
+                model.fc.weight[0, 0] = float("nan")
+        try:
+            engine.prune(SPARSITY)
+            result["nan_error"] = ""
+        except ValueError as err:
+            result["nan_error"] = str(err)
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -120,3 +129,5 @@ def test_ddp_ranks_hold_identical_masks_and_the_sparsity(tmp_path: Path) -> None
         assert result["mask_sparsity"] == result["weight_sparsity"]
         assert abs(result["mask_sparsity"] - SPARSITY) < 0.01
         assert result["conv2_mask_channels_last"]
+    assert "another rank holds NaN/inf" in results[0]["nan_error"]
+    assert "'fc.weight'" in results[1]["nan_error"]

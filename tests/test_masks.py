@@ -557,3 +557,17 @@ def test_property_single_tensor_global_equals_layer(tensor, sparsity):
     assert_masks_equal(
         magnitude_masks([tensor], sparsity, "global"), magnitude_masks([tensor], sparsity, "layer")
     )
+
+
+def test_an_exclude_name_matching_nothing_is_refused_like_include() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"exclude='2.weight' matches no parameter"):
+        masklib.select_prunable(model, exclude="2.weight")
+
+
+def test_numpy_sparsities_are_numbers() -> None:
+    import numpy as np
+
+    assert masklib.check_sparsity(np.float32(0.25)) == 0.25
+    with pytest.raises(ValueError, match="sparsity must be"):
+        masklib.check_sparsity(np.float64(1.0))

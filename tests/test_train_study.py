@@ -174,7 +174,7 @@ def test_start_from_a_checkpoint_evaluates_it_as_the_baseline(
     baseline = records.read_json(folders["baseline"] / "result.json")
     assert baseline["phases"] == [] and baseline["start"].startswith("file:")
     assert baseline["final"] == records.read_json(reference["baseline"] / "result.json")["final"]
-    assert task.steps == 20  # only the dsd branch trained
+    assert task.steps == 40  # only the dsd branch trained (S and D, 2 epochs of 10 steps each)
     assert "dense-control" not in folders
 
 
