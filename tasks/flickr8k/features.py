@@ -198,8 +198,9 @@ def build_encoder(encoder: str, cache_dir: Path) -> tuple[nn.Module, Callable[[I
         from torchvision.models import VGG16_Weights, vgg16
 
         weights = VGG16_Weights.IMAGENET1K_V1
+        state = pretrained_state_dict(weights)  # first: a missing file fails fast
         model = vgg16()
-        model.load_state_dict(pretrained_state_dict(weights))
+        model.load_state_dict(state)
         # classifier = fc6, ReLU, Dropout, fc7, ReLU, Dropout, fc8: keep through fc7's ReLU.
         model.classifier = model.classifier[:5]
         return model, weights.transforms()

@@ -27,7 +27,7 @@ PATCH = 24
 CLASSES = 11  # ten digits and "empty"
 GRID = (2, 3)
 THUMBNAIL = (6, 8)
-TRAIN_PATCHES, EPOCHS, SEED = 6000, 4, 0
+TRAIN_PATCHES, TEST_PATCHES, EPOCHS, SEED = 6000, 1000, 4, 0
 
 
 class GlyphNet(nn.Module):
@@ -96,7 +96,7 @@ def train_glyphnet(seed: int = SEED) -> tuple[GlyphNet, float, float]:
     train_pool, heldout_pool = standin.glyph_pools(len(load_digits().target))
     rng = np.random.default_rng(seed)
     x, y = patches(TRAIN_PATCHES, train_pool, rng)
-    x_test, y_test = patches(1000, heldout_pool, rng)
+    x_test, y_test = patches(TEST_PATCHES, heldout_pool, rng)
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
