@@ -67,7 +67,7 @@ def test_sparse_phase_is_80_percent_sparse_except_the_embedding(study: tuple[dic
 
 def test_caption_comparison_table_and_grid(study: tuple[dict[str, Path], Path]) -> None:
     runs, results = study
-    table, grid = caption_comparison(runs, results / "figures", count=4)
+    table, grid = caption_comparison(runs, results / "figures", count=4, cache_dir=results / "cache")
     text = table.read_text()
     assert "| image | baseline | sparse (S80%) | DSD | dense control | a reference |" in text
     rows = [line for line in text.splitlines() if line.startswith("| `digits_")]

@@ -132,6 +132,11 @@ class Flickr8kTask(TaskAdapter):
         f"bleu{n}": MetricSpec(higher_is_better=True, label=f"BLEU-{n}") for n in range(1, 5)
     }
     primary_metric: ClassVar[str] = "bleu4"
+    #: Shown by the command line's banner when it runs the stand-in.
+    data_hint: ClassVar[str] = (
+        "a folder holding Flicker8k_Dataset/ (the images) and Flickr8k_text/ (Flickr8k.token.txt and "
+        "the Flickr_8k.*Images.txt split lists) and/or Karpathy's dataset_flickr8k.json"
+    )
 
     def __init__(
         self,

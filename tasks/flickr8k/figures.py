@@ -19,6 +19,7 @@ from tasks.flickr8k.model import decode
 
 MARKDOWN = "flickr8k_captions.md"
 GRID = "flickr8k_captions.png"
+DEFAULT_CACHE = Path("data") / "flickr8k"
 
 
 def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
@@ -34,7 +35,8 @@ def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
 def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | None = None) -> Flickr8kTask:
     """The adapter a run was made with, rebuilt from its ``config.json``.
 
-    ``cache_dir`` defaults to ``<results>/cache`` of the results folder holding the run.
+    ``cache_dir`` defaults to ``data/flickr8k``, the suite command line's default (where the
+    stand-in and the feature cache were built).
     """
     config = records.read_json(Path(folder) / records.CONFIG_FILE)
     if config.get("task") != Flickr8kTask.name:
@@ -45,7 +47,7 @@ def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | No
     if not standin and data_dir is None:
         raise ValueError(f"{folder} was trained on Flickr-8K: pass data_dir (the dataset folder)")
     if cache_dir is None:
-        cache_dir = Path(folder).resolve().parents[3] / "cache"
+        cache_dir = DEFAULT_CACHE
     return Flickr8kTask(task_config, None if standin else data_dir, cache_dir)
 
 
