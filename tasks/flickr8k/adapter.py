@@ -43,7 +43,7 @@ from tasks.flickr8k.text import END_ID, PAD_ID, START_ID, Vocabulary
 PAPER_RECIPE = PAPER_RECIPES["neuraltalk"] + " decay=none"
 #: The stand-in's: the paper's shape (LR / 10 per phase, 80 % sparsity) at a length and rate that
 #: fit the 2-core time budget of ``make flickr8k-captioning``.
-STANDIN_RECIPE = "D:8@2e-3 S80%:4@2e-4 D:2@2e-5 decay=none"
+STANDIN_RECIPE = "D:6@2e-3 S80%:3@2e-4 D:2@2e-5 decay=none"
 PRUNED = ("image_projection.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "output.weight")
 
 
