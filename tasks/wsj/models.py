@@ -179,7 +179,7 @@ class DeepSpeech2(nn.Module):
         self,
         hidden: int = 1760,
         rnn_layers: int = 7,
-        rnn: str = "gru",
+        rnn: str = "rnn",
         conv_channels: int = 32,
         conv_kernels: tuple[tuple[int, int], tuple[int, int]] = DS2_KERNELS,
         clip: float = 20.0,
