@@ -171,6 +171,11 @@ class TaskAdapter(abc.ABC):
     def write_predictions(self, split: str, records: list[Any], path: Path) -> None:  # noqa: B027
         """Optionally write human-readable predictions (captions, transcripts) to ``path``."""
 
+    def study_figures(self, runs: dict[str, Path], out_dir: Path) -> list[Path]:
+        """Task-specific figures of one study (``runs``: method -> run folder of one seed),
+        e.g. the captioner's Figure 3 analog. Returns the files written."""
+        return []
+
     def batch_size_of(self, batch: Any) -> int:
         """Samples in a batch, for throughput (default: first dimension of the first tensor)."""
         return _first_tensor(batch).shape[0]

@@ -25,8 +25,20 @@ from dsd.adapter import TaskAdapter
 from dsd.study import METHODS, RunConfig, run_study
 from tasks import get_task, task_names
 
-#: Environment variables that point a task at its real dataset (the Makefile passes them too).
-DATA_ENV = {"imagenet": "IMAGENET_DIR", "flickr8k": "FLICKR8K_DIR", "wsj": "WSJ_DIR"}
+#: Environment variables that point a task at its real dataset, the first one set wins.
+DATA_ENV = {
+    "imagenet": ("IMAGENET_DIR",),
+    "flickr8k": ("FLICKR8K_DIR",),
+    "wsj": ("WSJ_DIR", "LIBRISPEECH_DIR"),
+}
+
+
+def data_from_env(task: str) -> Path | None:
+    """The real dataset named by the task's environment variables, if any is set."""
+    for name in DATA_ENV.get(task, ()):
+        if os.environ.get(name):
+            return Path(os.environ[name])
+    return None
 
 
 # ---------------------------------------------------------------------- flags from dataclasses
@@ -79,12 +91,12 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentP
         prog=f"dsd-suite run {task}",
         description=f"Run the {task} study: baseline, DSD and the equal-length dense control.",
     )
-    env = DATA_ENV.get(task)
+    env = " or ".join(f"${name}" for name in DATA_ENV.get(task, ())) or "none"
     parser.add_argument(
         "--data",
         type=Path,
-        default=Path(os.environ[env]) if env and os.environ.get(env) else None,
-        help=f"the real dataset (default: ${env} if set, else the stand-in)" if env else "the real dataset",
+        default=data_from_env(task),
+        help=f"the real dataset (default: {env} when set, else the task's stand-in)",
     )
     parser.add_argument("--method", type=_methods, default=list(METHODS), help="all, or a comma list")
     parser.add_argument("--seeds", type=_seeds, default=[0], help="comma list (default: 0)")
@@ -132,6 +144,11 @@ def cmd_run(task: str, argv: list[str]) -> int:
         print("\nruns:\n" + "\n".join(f"  {f}" for f in folders))
         if not args.no_tables:
             build_outputs(args.results)
+            first_seed = {
+                f.parent.name.rsplit("-", 1)[0]: f for f in folders if f.name == f"seed{args.seeds[0]}"
+            }
+            for path in adapter.study_figures(first_seed, args.results / "figures"):
+                print(f"figure:  {path}")
     dist.cleanup()
     return 0
 
@@ -140,7 +157,7 @@ def banner(task: str, adapter: TaskAdapter, data: Path | None) -> str:
     """Says loudly which dataset runs, and how to point the task at the real one."""
     if data is not None:
         return f"== {task}: {adapter.dataset_name} at {data} =="
-    env = DATA_ENV.get(task, "--data")
+    env = " or ".join(DATA_ENV.get(task, ())) or "the data path"
     hint = getattr(adapter, "data_hint", "")
     return (
         f"== {task}: no dataset given, running on the {adapter.dataset_name.upper()} (made here, tiny). ==\n"
@@ -157,6 +174,31 @@ def build_outputs(results: Path) -> None:
     report.main(["--runs", str(results / "runs"), "--paper", str(results / "paper"),
                  "--out", str(results / "tables"), "--show"])  # fmt: skip
     plots.main(["--runs", str(results / "runs"), "--out", str(results / "figures")])
+
+
+def cmd_prepare(argv: list[str]) -> int:
+    """Turn a raw speech corpus into the suite's manifests, once (``run wsj --data OUT``)."""
+    parser = argparse.ArgumentParser(
+        prog="dsd-suite prepare wsj", description="WSJ (LDC) or LibriSpeech -> JSON-lines manifests"
+    )
+    parser.add_argument("task", choices=["wsj"])
+    parser.add_argument("--corpus", default="auto", choices=["auto", "wsj", "librispeech"])
+    parser.add_argument("--src", type=Path, required=True, help="the corpus as distributed")
+    parser.add_argument("--out", type=Path, required=True, help="where the manifests go")
+    parser.add_argument("--force", action="store_true", help="prepare again even if finished")
+    args = parser.parse_args(argv)
+    from tasks.wsj import prepare
+    from tasks.wsj.audio import SphereConversionError
+
+    corpus = prepare.detect_corpus(args.src) if args.corpus == "auto" else args.corpus
+    try:
+        manifests = prepare.prepare_manifests(corpus, args.src, args.out, force=args.force)
+    except (prepare.PreparationError, SphereConversionError) as err:
+        print(f"dsd-suite prepare: {err}", file=sys.stderr)
+        return 1
+    for split, path in manifests.items():
+        print(f"{split}: {path}")
+    return 0
 
 
 def cmd_tables(argv: list[str]) -> int:
@@ -176,6 +218,7 @@ COMMANDS = {
     "run": "run a task's study (baseline, DSD, dense control): run <task> [flags]",
     "tables": "rebuild results/tables from every finished run",
     "figures": "rebuild results/figures (weight histograms, curves)",
+    "prepare": "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR",
 }
 
 
@@ -201,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_tables(rest)
     if command == "figures":
         return cmd_figures(rest)
+    if command == "prepare":
+        return cmd_prepare(rest)
     print(f"dsd-suite: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
     return 2
 

@@ -328,6 +328,14 @@ class Flickr8kTask(TaskAdapter):
         names = self._data.corpus.splits[split]
         atomic_write_text(path, "".join(f"{names[i]}\t{caption}\n" for i, caption in sorted(records)))
 
+    def study_figures(self, runs: dict[str, Path], out_dir: Path) -> list[Path]:
+        """The paper's Figure 3 analog: test images with baseline / sparse / DSD captions."""
+        from tasks.flickr8k.figures import caption_comparison
+
+        if not {"baseline", "dsd"} <= set(runs):
+            return []
+        return caption_comparison(runs, out_dir, data_dir=self.data_dir, cache_dir=self.cache_dir)
+
 
 def log_frequency_bias(vocab: Vocabulary) -> torch.Tensor:
     """NeuralTalk's output-bias start: log word frequency, shifted so the most frequent is 0.
