@@ -12,6 +12,10 @@ export TRANSFORMERS_OFFLINE ?= 1
 
 SEEDS ?= 0
 NPROC ?= 1
+ARGS ?=
+DEMO_SCALE_IMAGENET ?= 1
+DEMO_SCALE_FLICKR8K ?= 1
+DEMO_SCALE_WSJ ?= 1
 # Run the suite directly, or under torchrun when NPROC > 1 (DDP; multi-node: pass torchrun
 # flags yourself, see README).
 ifeq ($(NPROC),1)
@@ -20,7 +24,9 @@ else
 RUN := $(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m tasks.cli
 endif
 
-.PHONY: help install test lint bench demo tables figures clean-runs
+TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
+	imagenet-alexnet imagenet-squeezenet flickr8k-captioning wsj-deepspeech wsj-deepspeech2
+.PHONY: help install test lint bench demo tables figures $(TASK_TARGETS)
 
 help:
 	@echo "make demo      install, build the stand-in data, run every task's study, print the tables"
@@ -28,6 +34,10 @@ help:
 	@echo "make lint      ruff"
 	@echo "make bench     engine benchmarks (results/bench/)"
 	@echo "make tables    regenerate results/tables/ from results/runs/"
+	@echo "make imagenet-resnet18 | imagenet-resnet50 | imagenet-vgg16 | imagenet-googlenet"
+	@echo "make flickr8k-captioning | wsj-deepspeech | wsj-deepspeech2"
+	@echo "   each runs a study (baseline, DSD, dense control) on IMAGENET_DIR / FLICKR8K_DIR /"
+	@echo "   WSJ_DIR or LIBRISPEECH_DIR when set, else on the task's stand-in; SEEDS=0,1,2 NPROC=8"
 
 install: $(STAMP)
 
@@ -44,11 +54,49 @@ lint: $(STAMP)
 	$(PY) -m ruff check dsd tasks tests
 	$(PY) -m ruff format --check dsd tasks tests
 
-bench: $(STAMP)
-	$(PY) -m dsd.bench
-
 tables: $(STAMP)
 	$(SUITE) tables
 
 figures: $(STAMP)
 	$(SUITE) figures
+
+bench: $(STAMP)
+	$(PY) -m dsd.bench
+	$(PY) -m dsd.bench_loop
+	$(SUITE) bench imagenet
+
+# ---------------------------------------------------------------- the paper's studies
+# Each runs baseline -> DSD and the equal-length dense control. The real dataset comes from
+# the environment variable (read by the CLI); without it, the stand-in (with a banner).
+imagenet-resnet18: $(STAMP)
+	$(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) $(ARGS)
+imagenet-resnet50: $(STAMP)
+	$(RUN) run imagenet --arch resnet50 --seeds $(SEEDS) $(ARGS)
+imagenet-vgg16: $(STAMP)
+	$(RUN) run imagenet --arch vgg16 --seeds $(SEEDS) $(ARGS)
+imagenet-googlenet: $(STAMP)
+	$(RUN) run imagenet --arch googlenet --seeds $(SEEDS) $(ARGS)
+imagenet-alexnet: $(STAMP)
+	$(RUN) run imagenet --arch alexnet --seeds $(SEEDS) $(ARGS)
+imagenet-squeezenet: $(STAMP)
+	$(RUN) run imagenet --arch squeezenet1_0 --seeds $(SEEDS) $(ARGS)
+flickr8k-captioning: $(STAMP)
+	$(RUN) run flickr8k --seeds $(SEEDS) $(ARGS)
+wsj-deepspeech: $(STAMP)
+	$(RUN) run wsj --arch deepspeech --seeds $(SEEDS) $(ARGS)
+wsj-deepspeech2: $(STAMP)
+	$(RUN) run wsj --arch deepspeech2 --seeds $(SEEDS) $(ARGS)
+
+# ---------------------------------------------------------------- the demo
+# Every task on its stand-in, at a lighter scale than the per-task targets so that the whole
+# demo fits in about 10 minutes on 2 CPU cores; then the tables.
+DEMO_RESULTS ?= results
+STANDIN := IMAGENET_DIR= FLICKR8K_DIR= WSJ_DIR= LIBRISPEECH_DIR=
+demo: $(STAMP)
+	@echo "== make demo: every task on its stand-in data, at DEMO scale (shorter phases than make <task>) =="
+	$(STANDIN) $(SUITE) run imagenet --arch resnet18 --epochs-scale $(DEMO_SCALE_IMAGENET) --results $(DEMO_RESULTS) --no-tables
+	$(STANDIN) $(SUITE) run flickr8k --epochs-scale $(DEMO_SCALE_FLICKR8K) --results $(DEMO_RESULTS) --no-tables
+	$(STANDIN) $(SUITE) run wsj --arch deepspeech --epochs-scale $(DEMO_SCALE_WSJ) --results $(DEMO_RESULTS) --no-tables
+	$(SUITE) tables --runs $(DEMO_RESULTS)/runs --paper results/paper --out $(DEMO_RESULTS)/tables
+	$(SUITE) figures --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/figures
+	@echo "== demo done: stand-in results (not the paper's data) in $(DEMO_RESULTS)/tables and $(DEMO_RESULTS)/figures =="

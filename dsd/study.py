@@ -11,6 +11,7 @@ never retrained; unfinished ones resume from their checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,9 @@ class RunConfig:
     progress: bool | None = None
 
     def loop(self, seed: int) -> LoopConfig:
-        return LoopConfig(
-            seed=seed,
-            amp=self.amp,
-            deterministic=self.deterministic,
-            eval_every=self.eval_every,
-            log_every=self.log_every,
-            device=self.device,
-            progress=self.progress,
-        )
+        """The loop settings of one seed's runs (the fields both configs share)."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(LoopConfig) if f.name != "seed"}
+        return LoopConfig(seed=seed, **shared)
 
 
 def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0) -> Schedule:

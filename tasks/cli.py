@@ -98,11 +98,15 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentP
         default=data_from_env(task),
         help=f"the real dataset (default: {env} when set, else the task's stand-in)",
     )
-    parser.add_argument("--method", type=_methods, default=list(METHODS), help="all, or a comma list")
+    parser.add_argument(
+        "--method", dest="methods", type=_methods, default=list(METHODS), help="all, or a comma list"
+    )
     parser.add_argument("--seeds", type=_seeds, default=[0], help="comma list (default: 0)")
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every phase length")
     parser.add_argument("--start", default="", help="'pretrained' or a checkpoint file (skips training D0)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument(
+        "--results", dest="results_dir", type=Path, default=Path("results"), help="results folder"
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path("data"), help="stand-ins and feature caches")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
     parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
@@ -110,7 +114,7 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentP
     parser.add_argument("--log-every", type=int, default=50, help="steps between loss checks")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--no-tables", action="store_true", help="skip building tables and figures")
+    parser.add_argument("--no-tables", action="store_true", help="skip rebuilding all tables and figures")
     add_config_flags(parser, adapter_type.Config)
     return parser
 
@@ -126,29 +130,15 @@ def cmd_run(task: str, argv: list[str]) -> int:
     adapter = adapter_type(config, args.data, args.cache_dir / task)
     if dist.is_main():
         print(banner(task, adapter, args.data), file=sys.stderr)
-    run = RunConfig(
-        results_dir=args.results,
-        seeds=args.seeds,
-        methods=args.method,
-        epochs_scale=args.epochs_scale,
-        start=args.start,
-        amp=args.amp,
-        deterministic=args.deterministic,
-        eval_every=args.eval_every,
-        log_every=args.log_every,
-        device=args.device,
-        progress=args.progress,
-    )
+    run = config_from_args(RunConfig, args)
     folders = run_study(adapter, run)
     if dist.is_main():
         print("\nruns:\n" + "\n".join(f"  {f}" for f in folders))
         if not args.no_tables:
-            build_outputs(args.results)
-            first_seed = {
-                f.parent.name.rsplit("-", 1)[0]: f for f in folders if f.name == f"seed{args.seeds[0]}"
-            }
-            for path in adapter.study_figures(first_seed, args.results / "figures"):
-                print(f"figure:  {path}")
+            build_outputs(args.results_dir)
+        methods = {f.parent.name.rsplit("-", 1)[0]: f for f in folders if f.name == f"seed{args.seeds[0]}"}
+        for path in adapter.study_figures(methods, args.results_dir / "figures"):
+            print(f"figure:  {path}")
     dist.cleanup()
     return 0
 
