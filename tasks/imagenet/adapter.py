@@ -1,0 +1,301 @@
+"""The ImageNet CNN task: torchvision classifiers on an ImageFolder tree, top-1 / top-5 error.
+
+One adapter serves the real ImageNet (``data_dir`` = a tree with ``train/`` and ``val/``) and the
+digits stand-in (``data_dir=None``: built under ``cache_dir`` by ``prepare()``), through the same
+loader and transforms. Settings that must differ between the two (crop size, batch size) default
+to 0, meaning "the dataset's default"; the adapter resolves them at construction, so the loop,
+the run record and the run's hash all see the values actually used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from dsd.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
+from tasks.imagenet import data as datalib
+from tasks.imagenet import models
+from tasks.imagenet.standin import StandinSpec, ensure_standin
+
+#: Per-process batch on ImageNet: torchvision's reference (32 per GPU; 8 GPUs make the global
+#: batch of 256 the ResNet / VGG / AlexNet recipes were tuned for).
+IMAGENET_BATCH = 32
+#: Per-process batch on the stand-in: large enough to keep two CPU cores busy, small enough for
+#: 37 steps per epoch of its 2,394 training images.
+STANDIN_BATCH = 64
+IMAGENET_SIZE = 224
+#: RandomResizedCrop's smallest crop: torchvision's 8 % of the area on ImageNet; 60 % on the
+#: stand-in, whose digit fills most of a small canvas: smaller crops cut the digit apart, which a
+#: few-minute schedule cannot afford (measured: 35 % left ResNet-18 at 29 % error, 60 % at 16 %).
+IMAGENET_MIN_CROP = 0.08
+STANDIN_MIN_CROP = 0.6
+STANDIN_NAME = "digits stand-in"
+IMAGENET_CLASSES = 1000
+#: Architectures whose name in the paper's tables differs from torchvision's.
+PAPER_NAMES = {"squeezenet1_0": "squeezenet"}
+
+
+@dataclass
+class ImageNetConfig(TaskConfig):
+    """Hyper-parameters of the ImageNet task (0 / negative: the dataset's or architecture's default)."""
+
+    # resnet18 | resnet50 | vgg16 | googlenet | alexnet | squeezenet1_0
+    arch: str = "resnet18"
+    # Per process; 0: 32 on ImageNet (x 8 GPUs = 256, torchvision's reference), 64 on the stand-in.
+    batch_size: int = 0
+    # Training / validation crop; 0: 224 on ImageNet, 28 on the stand-in (more if the arch needs it).
+    image_size: int = 0
+    # Validation resize before the centre crop; 0: image_size / 0.875 (256 for 224).
+    resize_size: int = 0
+    # RandomResizedCrop's smallest area fraction; 0: 0.08 on ImageNet (torchvision's), 0.6 on the stand-in.
+    min_crop_scale: float = 0.0
+    momentum: float = 0.9
+    # Negative: the architecture's original (1e-4 ResNet, 5e-4 VGG / AlexNet, 2e-4 GoogLeNet / SqueezeNet).
+    weight_decay: float = -1.0
+    label_smoothing: float = 0.0  # off, as in the paper's era
+    # GoogLeNet: weight of each auxiliary classifier's loss (the original 0.3); 0 drops the aux heads.
+    aux_loss_weight: float = 0.3
+    # torchvision weights used by --start pretrained (V1: the classic weights the paper compares with).
+    pretrained_weights: str = "IMAGENET1K_V1"
+    # Skip unreadable images (counted in the run record) instead of stopping with their names.
+    skip_bad_images: bool = False
+
+
+class ImageNetTask(TaskAdapter):
+    """ResNet-18/50, VGG-16, GoogLeNet (the paper's four), AlexNet and SqueezeNet on ImageNet."""
+
+    name: ClassVar[str] = "imagenet"
+    Config = ImageNetConfig
+    metrics: ClassVar[dict[str, MetricSpec]] = {
+        "top1_err": MetricSpec(higher_is_better=False, label="top-1 err", percent=True),
+        "top5_err": MetricSpec(higher_is_better=False, label="top-5 err", percent=True),
+    }
+    primary_metric: ClassVar[str] = "top1_err"
+    #: How to point the task at ImageNet (the command line's stand-in banner shows it).
+    data_hint: ClassVar[str] = (
+        "an ImageFolder tree, <dir>/train/<wnid>/*.JPEG and <dir>/val/<wnid>/*.JPEG "
+        "(validation images sorted into class folders, as for torchvision's reference scripts)"
+    )
+
+    def __init__(
+        self,
+        config: ImageNetConfig | None = None,
+        data_dir: Path | None = None,
+        cache_dir: Path = Path("data/imagenet"),
+    ) -> None:
+        config = config or ImageNetConfig()
+        if not isinstance(config, ImageNetConfig):
+            raise TypeError(f"expected an ImageNetConfig, got {type(config).__name__}")
+        super().__init__(resolve_config(config, standin=data_dir is None), data_dir, Path(cache_dir))
+        self.standin = data_dir is None
+        self._index: datalib.TreeIndex | None = None
+        self._channels_last = torch.cuda.is_available()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def dataset_name(self) -> str:
+        if self.standin:
+            return STANDIN_NAME
+        classes = (
+            len(datalib._class_folders(Path(self.data_dir) / "train"))
+            if Path(self.data_dir, "train").is_dir()
+            else 0
+        )
+        if classes == IMAGENET_CLASSES:
+            return "ImageNet"
+        return f"ImageFolder {Path(self.data_dir).name} ({classes} classes)"
+
+    @property
+    def model_name(self) -> str:
+        return self.config.arch
+
+    @property
+    def paper_key(self) -> str:
+        """``imagenet/<arch>`` as in ``results/paper/*.csv`` (SqueezeNet v1.0 is ``squeezenet`` there)."""
+        return f"{self.name}/{PAPER_NAMES.get(self.config.arch, self.config.arch)}"
+
+    @property
+    def default_recipe(self) -> str:
+        spec = models.arch_spec(self.config.arch)
+        return spec.standin_recipe if self.standin else spec.recipe
+
+    @property
+    def description(self) -> dict[str, Any]:
+        cfg = self.config
+        facts: dict[str, Any] = {
+            "arch": f"torchvision.models.{cfg.arch} (weights=None, unchanged)",
+            "train_transform": (
+                f"RandomResizedCrop({cfg.image_size}, scale=({cfg.min_crop_scale}, 1)) + horizontal flip"
+            ),
+            "eval_transform": f"Resize({cfg.resize_size}) + CenterCrop({cfg.image_size})",
+            "pruned": "every conv and linear weight except the first conv; biases and BatchNorm never",
+            "optimizer": f"SGD momentum {cfg.momentum}, weight decay {cfg.weight_decay}",
+        }
+        if cfg.arch == "googlenet":
+            facts["googlenet_aux"] = (
+                f"two auxiliary classifiers, loss weight {cfg.aux_loss_weight} each"
+                if cfg.aux_loss_weight > 0
+                else "auxiliary classifiers dropped"
+            )
+        if self.standin:
+            facts["standin"] = dataclasses.asdict(StandinSpec())
+        facts.update(datalib.summary(self._tree()))
+        return facts
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self) -> None:
+        """Build the stand-in if needed; list the tree and verify every image once (cached)."""
+        self._tree(workers=_cores())
+
+    def _root(self) -> Path:
+        if self.standin:
+            return ensure_standin(self.cache_dir)
+        return Path(self.data_dir)
+
+    def _tree(self, workers: int = 0) -> datalib.TreeIndex:
+        """The checked, verified tree (memoised); refuses bad images unless told to skip them."""
+        if self._index is None:
+            index = datalib.load_index(self._root(), self.cache_dir, workers=workers or _cores())
+            if index.bad and not self.config.skip_bad_images:
+                raise datalib.DataTreeError(
+                    f"{len(index.bad)} image(s) under {index.root} cannot be read: "
+                    f"{datalib.describe_bad(index)}. "
+                    "Replace or delete them, or pass --skip-bad-images to leave them out (they are then "
+                    "counted in the run record)."
+                )
+            self._index = index
+        return self._index
+
+    def data_issues(self) -> dict[str, int]:
+        index = self._tree()
+        return {
+            "skipped_images": len(index.bad),
+            "skipped_train_images": len(index.bad_in("train")),
+            "skipped_val_images": len(index.bad_in("val")),
+            "ignored_files": sum(index.splits[s].ignored for s in datalib.SPLITS),
+        }
+
+    # ------------------------------------------------------------------ model
+    @property
+    def num_classes(self) -> int:
+        return len(self._tree().classes)
+
+    def build_model(self) -> nn.Module:
+        model = models.build_model(self.config.arch, self.num_classes, self._aux_weight())
+        if self._channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.SGD(
+            params, lr=lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay
+        )
+
+    def prune_selection(self) -> dict[str, Any]:
+        return {"skip_first_conv": True}  # the paper: every conv / FC weight but the first conv
+
+    def pretrained_state(self) -> dict[str, torch.Tensor]:
+        """torchvision's published weights (``pretrained_weights``) from the torch hub cache."""
+        cfg = self.config
+        index = self._tree()
+        state = models.load_published_weights(cfg.arch, cfg.pretrained_weights)
+        state = models.fit_published_state(state, cfg.arch, len(index.classes), self._aux_weight() > 0)
+        if not all(re.fullmatch(r"n\d{8}", c) for c in index.classes):
+            warnings.warn(
+                f"the class folders under {index.root} are not WordNet ids (n01440764, ...): the pretrained "
+                "weights number classes in sorted-wnid order, so their outputs may not match your labels",
+                stacklevel=2,
+            )
+        return state
+
+    def _aux_weight(self) -> float:
+        return self.config.aux_loss_weight if self.config.arch == "googlenet" else 0.0
+
+    # ------------------------------------------------------------------ data
+    def train_dataset(self) -> Dataset:
+        index = self._tree()
+        cfg = self.config
+        transform = datalib.train_transform(cfg.image_size, cfg.min_crop_scale)
+        return datalib.ImageList(index.root, index.samples("train"), index.classes, transform)
+
+    def eval_datasets(self) -> dict[str, Dataset]:
+        index = self._tree()
+        cfg = self.config
+        transform = datalib.eval_transform(cfg.image_size, cfg.resize_size)
+        return {"val": datalib.ImageList(index.root, index.samples("val"), index.classes, transform)}
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        images, labels = move_to_device(batch, device)
+        if device.type == "cuda" and self._channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, labels
+
+    # ------------------------------------------------------------------ steps
+    def training_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        images, labels = batch
+        out = model(images)
+        smoothing = self.config.label_smoothing
+        if hasattr(out, "aux_logits1"):  # GoogLeNet in training mode with its auxiliary heads
+            loss = nn.functional.cross_entropy(out.logits, labels, label_smoothing=smoothing)
+            aux = nn.functional.cross_entropy(out.aux_logits1, labels, label_smoothing=smoothing)
+            aux = aux + nn.functional.cross_entropy(out.aux_logits2, labels, label_smoothing=smoothing)
+            return loss + self._aux_weight() * aux
+        return nn.functional.cross_entropy(out, labels, label_smoothing=smoothing)
+
+    def eval_batch(self, model: nn.Module, batch: Any, split: str) -> list[Any]:
+        images, labels = batch
+        logits = model(images).float()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = top == labels[:, None]
+        top1 = hits[:, 0].tolist()
+        top5 = hits.any(dim=1).tolist()
+        return [(int(a), int(b)) for a, b in zip(top1, top5, strict=True)]
+
+    def compute_metrics(self, split: str, records: list[Any]) -> dict[str, float]:
+        n = len(records)
+        if n == 0:
+            raise ValueError(f"no {split} records to score")
+        return {
+            "top1_err": 100.0 * (1.0 - sum(r[0] for r in records) / n),
+            "top5_err": 100.0 * (1.0 - sum(r[1] for r in records) / n),
+        }
+
+
+def resolve_config(config: ImageNetConfig, standin: bool) -> ImageNetConfig:
+    """``config`` with every 0 / negative default replaced by the value used, checked."""
+    spec = models.arch_spec(config.arch)
+    image_size = config.image_size or (spec.standin_size if standin else IMAGENET_SIZE)
+    if image_size < spec.min_size:
+        raise ValueError(
+            f"{config.arch} needs images of at least {spec.min_size} px, got image_size={image_size}"
+        )
+    resize_size = config.resize_size or datalib.default_resize(image_size)
+    if resize_size < image_size:
+        raise ValueError(f"resize_size={resize_size} is smaller than the crop image_size={image_size}")
+    min_crop_scale = config.min_crop_scale or (STANDIN_MIN_CROP if standin else IMAGENET_MIN_CROP)
+    if not 0 < min_crop_scale <= 1:
+        raise ValueError(f"min_crop_scale must be in (0, 1], got {config.min_crop_scale}")
+    if config.batch_size < 0:
+        raise ValueError(f"batch_size must be positive (0: the default), got {config.batch_size}")
+    return dataclasses.replace(
+        config,
+        batch_size=config.batch_size or (STANDIN_BATCH if standin else IMAGENET_BATCH),
+        image_size=image_size,
+        resize_size=resize_size,
+        min_crop_scale=min_crop_scale,
+        weight_decay=spec.weight_decay if config.weight_decay < 0 else config.weight_decay,
+    )
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
