@@ -80,19 +80,24 @@ def run_study(adapter: TaskAdapter, run: RunConfig) -> list[Path]:
     return folders
 
 
-def _start(adapter: TaskAdapter, start: str) -> tuple[str, Any]:
-    """Identity and weights of the start point ("" = train the dense phase)."""
+def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tensor] | None]:
+    """Identity and weights of the start point ("" = train the dense phase), checked against
+    the task's model before any run folder exists, so a wrong file leaves nothing behind."""
     if not start:
         return "", None
     if start == "pretrained":
         state = adapter.pretrained_state()
         if state is None:
             raise ValueError(f"task {adapter.name} ({adapter.model_name}) has no pretrained weights")
-        return f"pretrained:{adapter.model_name}", state
-    path = Path(start)
-    if not path.is_file():
-        raise FileNotFoundError(f"start checkpoint {path} does not exist")
-    return f"file:{records.file_sha256(path)}", path
+        start_id, source = f"pretrained:{adapter.model_name}", f"pretrained weights of {adapter.model_name}"
+    else:
+        path = Path(start)
+        if not path.is_file():
+            raise FileNotFoundError(f"start checkpoint {path} does not exist")
+        state = records.safe_torch_load(path)
+        start_id, source = f"file:{records.file_sha256(path)}", f"start checkpoint {path}"
+    records.load_model_weights(adapter.build_model(), state, source)
+    return start_id, state
 
 
 def _identity(adapter: TaskAdapter, run: RunConfig) -> dict[str, Any]:
@@ -167,8 +172,7 @@ def _baseline(
     plan = RunPlan(folder=folder, schedule=schedule or recipe.head(), first_phase=0, record=record)
     trainer = Trainer(adapter, plan, run.loop(seed), info)
     if start_id:
-        state = start_state if isinstance(start_state, dict) else records.safe_torch_load(start_state)
-        trainer.evaluate_start(state)
+        trainer.evaluate_start(start_state)
     else:
         trainer.run()
     return folder

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import os
 import sys
 import typing
@@ -191,6 +192,16 @@ def cmd_prepare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    """Benchmarks: ``engine`` (dsd.bench), ``loop`` (dsd.bench_loop), ``imagenet`` (data loading)."""
+    benches = {"engine": "dsd.bench", "loop": "dsd.bench_loop", "imagenet": "tasks.imagenet.bench"}
+    if not argv or argv[0] not in benches:
+        print(f"dsd-suite bench: name one of {', '.join(benches)} (then its own flags)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(benches[argv[0]])
+    return module.main(argv[1:]) or 0
+
+
 def cmd_tables(argv: list[str]) -> int:
     from dsd import report
 
@@ -209,6 +220,7 @@ COMMANDS = {
     "tables": "rebuild results/tables from every finished run",
     "figures": "rebuild results/figures (weight histograms, curves)",
     "prepare": "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR",
+    "bench": "benchmarks: bench engine | loop | imagenet [flags]",
 }
 
 
@@ -236,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_figures(rest)
     if command == "prepare":
         return cmd_prepare(rest)
+    if command == "bench":
+        return cmd_bench(rest)
     print(f"dsd-suite: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
     return 2
 
