@@ -51,8 +51,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check dsd tasks tests
-	$(PY) -m ruff format --check dsd tasks tests
+	$(PY) -m ruff check dsd tasks tests examples
+	$(PY) -m ruff format --check dsd tasks tests examples
 
 tables: $(STAMP)
 	$(SUITE) tables

@@ -1,5 +1,7 @@
 """DSD: Dense-Sparse-Dense training (Han et al., ICLR 2017) for any PyTorch model.
 
+Quick start::
+
     import dsd
     engine = dsd.DSD(model, optimizer)
     engine.prune(0.3)   # sparse phase: mask fixed, held through every optimizer step
