@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import soundfile
@@ -39,6 +40,18 @@ def test_standin_is_real_speech_deterministic_and_tests_unheard_voices(tmp_path)
     voices = {split: {line.voice for line in lines} for split, lines in plan(spec).items()}
     assert voices == {"train": set(TRAIN_VOICES), "test": set(TEST_VOICES)}
     assert not voices["train"] & voices["test"]
+
+
+def test_standin_builds_under_a_relative_cache_dir(tmp_path, monkeypatch):
+    """The CLI's default cache dir is relative (``data/wsj``); the synthesis workers run inside
+    their output folder, so the path must not be resolved twice."""
+    monkeypatch.chdir(tmp_path)
+    spec = StandinSpec(train_utterances=4, test_utterances=2, vocabulary=30)
+    built = build_standin(Path("data") / "wsj", spec, processes=1)
+    utterances = read_manifest(built / "train.jsonl") + read_manifest(built / "test.jsonl")
+    assert len(utterances) == 6
+    for utt in utterances:
+        assert soundfile.info(str(utt.audio)).samplerate == 16_000
 
 
 def test_standin_study_of_the_iterated_recipe_end_to_end(tmp_path):

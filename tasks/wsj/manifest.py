@@ -44,15 +44,19 @@ class Utterance:
 
 
 def write_manifest(path: Path, utterances: list[Utterance]) -> None:
-    """Write a manifest atomically; audio under ``path``'s folder is stored relative to it."""
-    folder = Path(path).parent.resolve()
+    """Write a manifest atomically; audio under ``path``'s folder is stored relative to it.
+
+    An utterance's ``audio`` is a path as the caller can open it (absolute, or relative to the
+    working directory), the same meaning ``read_manifest`` gives it back.
+    """
+    folder = Path(os.path.abspath(Path(path).parent))  # abspath: symlinked audio keeps its own path
     lines = []
     for utt in utterances:
-        audio = Path(utt.audio)
+        audio = Path(os.path.abspath(utt.audio))
         try:
-            stored = Path(os.path.relpath(audio.resolve(), folder)) if audio.is_absolute() else audio
+            stored = Path(os.path.relpath(audio, folder))
             if stored.parts and stored.parts[0] == "..":
-                stored = audio.resolve()
+                stored = audio
         except ValueError:  # another drive (Windows)
             stored = audio
         record = {

@@ -195,6 +195,7 @@ def build_standin(cache_dir: Path, spec: StandinSpec | None = None, processes: i
 def _run_worker(job: tuple[list[_Line], str]) -> dict[str, float]:
     """Speak one job (one voice of one split) in a fresh ``espeak_worker`` process."""
     lines, folder = job
+    folder = os.path.abspath(folder)  # the worker runs inside it: a relative path would resolve twice
     payload = json.dumps({"folder": folder, "lines": [list(astuple(line)) for line in lines]})
     # run_path, not "python espeak_worker.py": the script's folder must not shadow other modules
     script = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
