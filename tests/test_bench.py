@@ -107,3 +107,26 @@ def test_device_kind_and_bad_flags(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--repeats", "-1"])
     assert "--repeats" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ dsd.bench_loop
+def test_loop_bench_gaps_are_the_time_between_a_step_and_the_next_forward():
+    from dsd.bench_loop import Timings
+
+    timings = Timings(starts=[0.0, 1.0, 2.5, 4.0], ends=[0.9, 2.2, 3.9, 5.0], warmup=1)
+    assert timings.periods() == [1.5, 1.5]
+    assert timings.gaps() == pytest.approx([0.3, 0.1])
+
+
+def test_loop_bench_runs_and_writes_its_figures(tmp_path):
+    from dsd import bench_loop
+
+    args = ["--device", "cpu", "--rounds", "1", "--steps", "6", "--image", "16", "--batch", "4"]
+    assert bench_loop.main([*args, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "loop-overhead-cpu.json").read_text())
+    gaps = result["mean_gap_s"]
+    assert set(gaps) == {"bare_loop", "dsd_loop_dense", "dsd_loop_sparse"}
+    assert all(value >= 0 for value in gaps.values())
+    assert all(value > 0 for value in result["median_step_s"].values())
+    assert result["target_overhead_fraction"] == 0.02
+    assert result["loop_overhead_fraction"] < 1
