@@ -45,7 +45,7 @@ class TaskConfig:
     batch_size: int = 32  # per process
     eval_batch_size: int = 0  # 0: same as batch_size
     grad_clip: float = 0.0  # max global grad norm; 0 disables
-    workers: int = -1  # DataLoader workers per process; -1: sized to the machine's cores
+    workers: int = -1  # DataLoader workers per process; -1: sized to the cores (0 on CPU, see dsd.train)
 
 
 def config_fields(config: Any) -> dict[str, Any]:

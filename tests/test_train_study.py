@@ -206,3 +206,14 @@ def test_metrics_lines_follow_the_record_format(reference: dict[str, Path]) -> N
     sparse_train = [line for line in lines if line["kind"] == "train" and line["phase_label"] == "S50%"]
     assert sparse_train and all(line["sparsity"] == 0.5 for line in sparse_train)
     assert json.dumps(lines)  # plain JSON throughout
+
+
+def test_data_loader_workers_default_to_none_on_cpu_and_share_the_cores_on_gpus(monkeypatch):
+    """On CPU the training threads already use every core; on GPUs the loader gets them."""
+    from dsd import train
+
+    monkeypatch.setattr(train.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    assert train.default_workers(-1, 1, "cpu") == 0
+    assert train.default_workers(-1, 1, torch.device("cuda", 0)) == 8  # capped at 8
+    assert train.default_workers(-1, 4, "cuda") == 3  # 16 cores shared by 4 ranks, one for the rank
+    assert train.default_workers(2, 1, "cpu") == 2  # asked for: honoured

@@ -121,7 +121,7 @@ def run_benchmark(
     task = ImageNetTask(ImageNetConfig(arch=arch, batch_size=batch_size), data_dir, cache_dir)
     task.prepare()
     dev = torch.device(device)
-    workers = default_workers(workers, 1)
+    workers = default_workers(workers, 1, dev)
     load_before = os.getloadavg()
     result = {
         "task": "imagenet",

@@ -52,8 +52,8 @@ class ArchSpec:
 # Tuned for ResNet-18 (tasks/imagenet/README.md has the measurements: at lr 0.05 and above it
 # barely trains at 28 px; 0.005-0.01 work); the others are untuned: the same lengths, and the
 # architectures without BatchNorm at half the LR.
-_STANDIN_BN = "D:5@0.01 S30%:1@0.001 D:1@0.0001 decay=cosine"
-_STANDIN_PLAIN = "D:5@0.005 S30%:1@0.0005 D:1@5e-05 decay=cosine"
+_STANDIN_BN = "D:4@0.01 S30%:1@0.001 D:1@0.0001 decay=cosine"
+_STANDIN_PLAIN = "D:4@0.005 S30%:1@0.0005 D:1@5e-05 decay=cosine"
 
 ARCHS: dict[str, ArchSpec] = {
     # fb.resnet.torch (the paper's ResNet baselines): SGD 0.1, x0.1 every 30 epochs, wd 1e-4.
