@@ -13,9 +13,9 @@ export TRANSFORMERS_OFFLINE ?= 1
 SEEDS ?= 0
 NPROC ?= 1
 ARGS ?=
-DEMO_SCALE_IMAGENET ?= 1
-DEMO_SCALE_FLICKR8K ?= 1
-DEMO_SCALE_WSJ ?= 1
+DEMO_SCALE_IMAGENET ?= 0.6
+DEMO_SCALE_FLICKR8K ?= 0.6
+DEMO_SCALE_WSJ ?= 0.5
 # Run the suite directly, or under torchrun when NPROC > 1 (DDP; multi-node: pass torchrun
 # flags yourself, see README).
 ifeq ($(NPROC),1)

@@ -40,6 +40,12 @@ def _number(text: str) -> str:
     return f"{value:g}" if float(f"{value:g}") == value else repr(value)
 
 
+def _product(length: float, factor: float) -> float:
+    """``length * factor`` without the float noise that would show in the text form
+    (6 x 0.6 is 3.5999999999999996 in binary; 12 significant digits give 3.6)."""
+    return float(f"{length * factor:.12g}")
+
+
 def _sparsity_text(fraction: float) -> str:
     """A sparsity in percent, as short as reads back exactly: 0.3 -> '30%' (not
     '30.000000000000004%'), 1e-07 -> '0.00001%' (digits only: the text form has no exponent)."""
@@ -102,7 +108,7 @@ class Decay:
         return 1.0
 
     def scaled(self, factor: float) -> Decay:
-        return replace(self, every=self.every * factor) if self.rule == "step" else self
+        return replace(self, every=_product(self.every, factor)) if self.rule == "step" else self
 
     def __str__(self) -> str:
         if self.rule == "step":
@@ -213,7 +219,7 @@ class Schedule:
         """Every length (and step-decay period) times ``factor``: for stand-ins and smoke runs."""
         if not factor > 0:
             raise ValueError(f"scale factor must be positive, got {factor!r}")
-        phases = tuple(replace(p, length=p.length * factor) for p in self.phases)
+        phases = tuple(replace(p, length=_product(p.length, factor)) for p in self.phases)
         return replace(self, phases=phases, decay=self.decay.scaled(factor))
 
     def head(self) -> Schedule:

@@ -182,6 +182,11 @@ def test_scaled_head_and_tail():
     assert small.decay.every == pytest.approx(3)  # the decay period scales with the phases
     assert small.lr(0, 3) == pytest.approx(schedule.lr(0, 30))
     assert schedule.scaled(1.0) == schedule
+    # the text form of a scaled schedule reads as written, without binary float noise
+    assert (
+        str(Schedule.parse("D:6@1e-3 S80%:3@1e-4 D:2@1e-5").scaled(0.6))
+        == "D:3.6@0.001 S80%:1.8@0.0001 D:1.2@1e-05"
+    )
     for bad in (0, -1, float("nan")):
         with pytest.raises(ValueError, match="scale factor"):
             schedule.scaled(bad)
