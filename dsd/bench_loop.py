@@ -112,9 +112,6 @@ class _BenchTask(TaskAdapter):
         return {"loss": 0.0}
 
 
-NAMES = {"bare": "bare_loop", "dense": "dsd_loop_dense", "sparse": "dsd_loop_sparse"}
-
-
 @dataclass
 class Timings:
     """Per-step stamps of one run: forward start and ``optimizer.step()`` return."""

@@ -104,7 +104,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def default_workers(requested: int, world_size: int, device: torch.device | str = "cuda") -> int:
+def default_workers(requested: int, world_size: int, device: torch.device | str) -> int:
     """DataLoader workers per process: the cores shared among the ranks, at most 8; none on CPU.
 
     Training on the CPU already keeps every core busy with intra-op threads; a worker process
