@@ -61,8 +61,8 @@ figures: $(STAMP)
 	$(SUITE) figures
 
 bench: $(STAMP)
-	$(PY) -m dsd.bench
-	$(PY) -m dsd.bench_loop
+	$(PY) -m dsd.bench.engine
+	$(PY) -m dsd.bench.loop
 	$(SUITE) bench imagenet
 
 # ---------------------------------------------------------------- the paper's studies

@@ -10,8 +10,9 @@ Quick start::
 """
 
 from dsd.engine import DSD, SparsityReport
-from dsd.masks import magnitude_masks, select_prunable
+from dsd.masks import magnitude_masks
 from dsd.schedule import PAPER_RECIPES, Phase, Schedule
+from dsd.selection import select_prunable
 
 __all__ = [
     "DSD",

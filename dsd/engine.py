@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsd import collective, selection
 from dsd import masks as masklib
-from dsd.dist import any_rank
-from dsd.masks import PrunableTensor, Selector
+from dsd.selection import PrunableTensor, Selector
 
 STATE_VERSION = 1
 
@@ -103,7 +103,7 @@ class DSD:
     Args:
         model: the model to prune (DDP / compiled wrappers are seen through for naming).
         optimizer: the optimizer that updates it; every selected tensor must be in it.
-        include, exclude: override the paper's selection (see ``dsd.masks.select_prunable``).
+        include, exclude: override the paper's selection (see ``dsd.selection.select_prunable``).
         skip_first_conv: keep the model's first convolution dense (the paper's rule).
     """
 
@@ -117,7 +117,7 @@ class DSD:
     ) -> None:
         self.model = model
         self.optimizer = optimizer
-        self.tensors: list[PrunableTensor] = masklib.select_prunable(
+        self.tensors: list[PrunableTensor] = selection.select_prunable(
             model, include=include, exclude=exclude, skip_first_conv=skip_first_conv
         )
         self.skip_first_conv = skip_first_conv
@@ -161,7 +161,7 @@ class DSD:
         ]
         left = [
             (n, p, r)
-            for n, p, _, r in masklib.considered_parameters(self.model, self.skip_first_conv)
+            for n, p, _, r in selection.considered_parameters(self.model, self.skip_first_conv)
             if n not in chosen
         ]
         if left:
@@ -198,7 +198,7 @@ class DSD:
         self._check_in_optimizer()
         _finite_on_every_rank(self.tensors)
         masks = masklib.magnitude_masks([t.param for t in self.tensors], sparsity, scope)
-        _broadcast_from_rank0(masks)
+        collective.broadcast_masks(masks)
         self._masks = masks
         self.sparsity, self.scope = sparsity, scope
         targets, target_masks = [], []
@@ -345,18 +345,7 @@ def _finite_on_every_rank(tensors: list[PrunableTensor]) -> None:
     try:
         masklib.check_finite(tensors)
     except ValueError:
-        any_rank(True)
+        collective.any_rank(True)
         raise
-    if any_rank(False):
+    if collective.any_rank(False):
         raise ValueError("cannot prune: another rank holds NaN/inf weights (its error names the tensor)")
-
-
-def _broadcast_from_rank0(masks: list[torch.Tensor]) -> None:
-    """Make every rank hold rank 0's masks (weights may differ in the last bits across ranks)."""
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    for mask in masks:
-        buffer = mask.to(torch.uint8)
-        dist.broadcast(buffer, src=0)
-        mask.copy_(buffer.bool())

@@ -21,9 +21,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from dsd import dist
-from dsd.adapter import TaskAdapter
-from dsd.study import METHODS, RunConfig, run_study
+from dsd.run import dist
+from dsd.run.adapter import TaskAdapter
+from dsd.run.study import METHODS, RunConfig, run_study
 from tasks import get_task, task_names
 
 #: Environment variables that point a task at its real dataset, the first one set wins.
@@ -160,7 +160,8 @@ def banner(task: str, adapter: TaskAdapter, data: Path | None) -> str:
 # ---------------------------------------------------------------------- tables and figures
 def build_outputs(results: Path) -> None:
     """Tables (the overview printed) and figures from every finished run under ``results``."""
-    from dsd import plots, report
+    from dsd.report import figures as plots
+    from dsd.report import tables as report
 
     report.main(["--runs", str(results / "runs"), "--paper", str(results / "paper"),
                  "--out", str(results / "tables"), "--show"])  # fmt: skip
@@ -193,8 +194,8 @@ def cmd_prepare(argv: list[str]) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    """Benchmarks: ``engine`` (dsd.bench), ``loop`` (dsd.bench_loop), ``imagenet`` (data loading)."""
-    benches = {"engine": "dsd.bench", "loop": "dsd.bench_loop", "imagenet": "tasks.imagenet.bench"}
+    """Benchmarks: ``engine`` (dsd.bench.engine), ``loop`` (dsd.bench.loop), ``imagenet`` (data loading)."""
+    benches = {"engine": "dsd.bench.engine", "loop": "dsd.bench.loop", "imagenet": "tasks.imagenet.bench"}
     if not argv or argv[0] not in benches:
         print(f"dsd-suite bench: name one of {', '.join(benches)} (then its own flags)", file=sys.stderr)
         return 2
@@ -203,13 +204,13 @@ def cmd_bench(argv: list[str]) -> int:
 
 
 def cmd_tables(argv: list[str]) -> int:
-    from dsd import report
+    from dsd.report import tables as report
 
     return report.main([*argv, "--show"] if "--show" not in argv else argv)
 
 
 def cmd_figures(argv: list[str]) -> int:
-    from dsd import plots
+    from dsd.report import figures as plots
 
     return plots.main(argv)
 

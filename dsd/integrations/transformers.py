@@ -63,9 +63,10 @@ except ImportError as error:  # transformers is an optional dependency of the en
     ) from error
 
 from dsd import masks as masklib
+from dsd import selection
 from dsd.engine import DSD
-from dsd.masks import Selector
 from dsd.schedule import Schedule
+from dsd.selection import Selector
 
 __all__ = ["ENGINE_FILE", "DSDCallback", "default_selection"]
 
@@ -88,11 +89,11 @@ def default_selection(model: nn.Module, prune_head: bool = False) -> list[str]:
     reports (``model.state_dict()`` keys, first name of a shared tensor).
     """
     chosen = set(_default_ids(model, prune_head))
-    return [name for name, param, _, _ in masklib.considered_parameters(model) if id(param) in chosen]
+    return [name for name, param, _, _ in selection.considered_parameters(model) if id(param) in chosen]
 
 
 def _default_ids(model: nn.Module, prune_head: bool) -> list[int]:
-    model = masklib.unwrap_model(model)
+    model = selection.unwrap_model(model)
     dense_owners: set[int] = set()
     candidates: list[int] = []
     for module in model.modules():

@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dsd.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.records import atomic_write_text
+from dsd.files import atomic_write_text
+from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.schedule import PAPER_RECIPES
 from tasks.flickr8k import bleu, corpus, features, standin
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode

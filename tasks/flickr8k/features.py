@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from dsd.records import atomic_torch_save, safe_torch_load
+from dsd.files import atomic_torch_save, safe_torch_load
 from tasks.flickr8k.corpus import DataError
 
 ENCODERS = ("vgg16-fc7", "digits-cnn", "pixels")

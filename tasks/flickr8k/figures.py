@@ -1,6 +1,6 @@
 """The paper's Figure 3 analog: the same test images captioned by the baseline, sparse and DSD models.
 
-``caption_comparison`` reads finished runs (``dsd.study``): the baseline's final weights, the
+``caption_comparison`` reads finished runs (``dsd.run.study``): the baseline's final weights, the
 DSD run's weights at the end of its sparse phase (``phase<i>.pt``) and at its end, captions a
 few test images with each, and writes a markdown table and the matching image grid (PNG).
 """
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from dsd import records
-from dsd.study import load_final_weights
+from dsd import files
+from dsd.run import records
+from dsd.run.study import load_final_weights
 from tasks.flickr8k.adapter import Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.model import decode
 
@@ -24,11 +25,11 @@ DEFAULT_CACHE = Path("data") / "flickr8k"
 
 def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
     """Label and weights at the end of a DSD run's first sparse phase."""
-    result = records.read_json(Path(folder) / records.RESULT_FILE)
+    result = files.read_json(Path(folder) / records.RESULT_FILE)
     for phase in result["phases"]:
         if phase["kind"] == "sparse":
             weights = phase.get("weights", f"phase{phase['index']}.pt")
-            return phase["label"], records.safe_torch_load(Path(folder) / weights)
+            return phase["label"], files.safe_torch_load(Path(folder) / weights)
     raise ValueError(f"{folder} has no sparse phase: is it a dsd run?")
 
 
@@ -38,7 +39,7 @@ def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | No
     ``cache_dir`` defaults to ``data/flickr8k``, the suite command line's default (where the
     stand-in and the feature cache were built).
     """
-    config = records.read_json(Path(folder) / records.CONFIG_FILE)
+    config = files.read_json(Path(folder) / records.CONFIG_FILE)
     if config.get("task") != Flickr8kTask.name:
         raise ValueError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
     known = {f.name for f in dataclasses.fields(Flickr8kConfig)}
@@ -119,7 +120,7 @@ def caption_comparison(
         cells = [f"`{name}`", *(captions[c][row] or "(empty)" for c in captions), references[row]]
         lines.append("| " + " | ".join(cells) + " |")
     table = out_dir / MARKDOWN
-    records.atomic_write_text(table, "\n".join(lines) + "\n")
+    files.atomic_write_text(table, "\n".join(lines) + "\n")
     return [table, grid]
 
 

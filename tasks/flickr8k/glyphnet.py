@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsd.records import atomic_torch_save, safe_torch_load
+from dsd.files import atomic_torch_save, safe_torch_load
 from tasks.flickr8k import standin
 
 VERSION = 2

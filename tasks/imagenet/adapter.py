@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dsd.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
+from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
 from tasks.imagenet.standin import StandinSpec, ensure_standin

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dsd import records
-from dsd.sampling import EpochBatchSampler
-from dsd.train import default_workers
+from dsd import files
+from dsd.run import records
+from dsd.run.loop import default_workers
+from dsd.run.sampling import EpochBatchSampler
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 
 
@@ -145,7 +146,7 @@ def run_benchmark(
     slowest = result["training_in_memory"]["images_per_s"]
     result["loader_headroom"] = round(result["loader"]["images_per_s"] / slowest, 2)
     path = Path(out_dir) / f"imagenet-{arch}-loader.json"
-    records.atomic_write_json(path, result)
+    files.atomic_write_json(path, result)
     return path
 
 

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from dsd import records
+from dsd import files
 
 SPLITS = ("train", "val")
 INDEX_VERSION = 1
@@ -223,7 +223,7 @@ def load_index(root: Path, cache_dir: Path, workers: int = 0, verify: bool = Tru
     key = listing_key(splits)
     cached = index_path(cache_dir, key)
     if cached.is_file():
-        payload = records.read_json(cached)
+        payload = files.read_json(cached)
         if payload.get("version") == INDEX_VERSION and payload.get("key") == key:
             return TreeIndex(root, splits, dict(payload["bad"]))
     if not verify:
@@ -236,7 +236,7 @@ def load_index(root: Path, cache_dir: Path, workers: int = 0, verify: bool = Tru
         "images": {split: len(splits[split].files) for split in SPLITS},
         "bad": bad,
     }
-    records.atomic_write_json(cached, payload)
+    files.atomic_write_json(cached, payload)
     return TreeIndex(root, splits, bad)
 
 

@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 import dsd
-from dsd import records
+from dsd import files
+from dsd.run import records
 from tasks.imagenet import models
 
 
@@ -121,7 +122,7 @@ def run_check(
     result["sparse_over_dense"] = round(result["sparse"]["images_per_s"] / dense_rate, 4)
     print(f"sparse / dense throughput: {result['sparse_over_dense']:.3f}")
     path = Path(out_dir) / f"imagenet-gpu-{arch}.json"
-    records.atomic_write_json(path, result)
+    files.atomic_write_json(path, result)
     print(f"written to {path}")
     return path
 

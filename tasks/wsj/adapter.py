@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from dsd.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.schedule import PAPER_RECIPES
 from tasks.wsj import prepare as preparation
 from tasks.wsj import standin

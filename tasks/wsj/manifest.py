@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsd import records
+from dsd import files
 
 PREPARED_FILE = "prepared.json"
 FORMAT_VERSION = 1
@@ -68,7 +68,7 @@ def write_manifest(path: Path, utterances: list[Utterance]) -> None:
         if utt.sample_rate is not None:
             record["sample_rate"] = int(utt.sample_rate)
         lines.append(json.dumps(record, ensure_ascii=False))
-    records.atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+    files.atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
 
 
 def read_manifest(path: Path) -> list[Utterance]:
@@ -106,7 +106,7 @@ def write_prepared(
 ) -> None:
     """The completion marker of a prepared folder (written after every manifest)."""
     payload = {"format": FORMAT_VERSION, "corpus": corpus, "splits": splits, "issues": issues, **extra}
-    records.atomic_write_json(Path(folder) / PREPARED_FILE, payload)
+    files.atomic_write_json(Path(folder) / PREPARED_FILE, payload)
 
 
 def read_prepared(folder: Path) -> dict[str, Any] | None:

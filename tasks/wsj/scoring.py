@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import jiwer
 
-from dsd import records
+from dsd import files
 
 
 class Transcript(NamedTuple):
@@ -39,4 +39,4 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
 def write_transcripts(path: Path, transcripts: Sequence[Transcript]) -> None:
     """A tab-separated file: ``id``, ``reference``, ``hypothesis``, one utterance a line."""
     lines = ["id\treference\thypothesis"] + [f"{t.id}\t{t.reference}\t{t.hypothesis}" for t in transcripts]
-    records.atomic_write_text(Path(path), "\n".join(lines) + "\n")
+    files.atomic_write_text(Path(path), "\n".join(lines) + "\n")

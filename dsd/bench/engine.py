@@ -1,0 +1,650 @@
+"""Engine benchmarks: what holding a DSD mask costs, beside ``torch.nn.utils.prune``.
+
+    python -m dsd.bench.engine [--device cpu|cuda|auto] [--repeats 30] [--out results/bench] [--quick]
+
+Four figures, each printed beside its target (PASS / MISS) and written as JSON under ``--out``:
+
+1. Step time of the sparse phase ÷ the dense step (forward + backward + SGD-momentum step), on
+   torchvision ResNet-18 and a 2-layer LSTM: the engine's two optimizer hooks are its only cost.
+2. Step time ours ÷ the same masking done with ``torch.nn.utils.prune.l1_unstructured`` (same
+   tensors, same count of zeros), which recomputes ``weight = weight_orig * weight_mask`` in a
+   forward pre-hook.
+3. Bytes held per pruned weight beyond the dense model: our bool masks against prune's
+   ``weight_orig`` + float ``weight_mask`` + the recomputed ``weight``; and how many float copies
+   of each weight are kept.
+4. ``prune()`` wall time and peak extra memory on VGG-16 (138 M weights) and ResNet-50, layer and
+   global scope.
+
+Step times are measured in one run with the variants interleaved round-robin (the start rotates
+every round), so slow phases of a shared machine hit all of them alike; figures are medians.
+CPU timing uses ``time.perf_counter``; CUDA timing uses CUDA events. Peak memory on CPU is the
+resident set (``VmHWM`` of ``/proc/self/status`` after resetting it through
+``/proc/self/clear_refs``, and RSS sampled from ``/proc/self/statm`` every millisecond in a
+thread; the larger is kept) minus the RSS before the call; on CUDA it is
+``torch.cuda.max_memory_allocated`` minus the allocation before the call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import ctypes
+import datetime as dt
+import gc
+import os
+import platform
+import re
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dsd import files
+from dsd.engine import DSD
+from dsd.masks import pruned_count
+from dsd.selection import select_prunable
+
+SPARSITY = 0.3  # the paper's sparsity for the ImageNet CNNs
+SCHEMA = 1
+VARIANTS = ("dense", "dsd", "torch_prune")
+
+TARGETS = {
+    "sparse_over_dense": 1.03,
+    "ours_over_torch_prune": 1.0,
+    "mask_bytes_per_weight": 1.0,
+    "layer_prune_seconds": 3.0,
+    "global_over_layer": 2.0,
+    "working_memory_over_largest_tensor": 2.0,
+}
+
+
+# ----------------------------------------------------------------------------- the models
+@dataclass
+class StepModel:
+    """A model to time training steps on, with one fixed batch."""
+
+    name: str
+    build: Callable[[], nn.Module]
+    batch: Callable[[torch.device], tuple[torch.Tensor, torch.Tensor]]
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class LSTMModel(nn.Module):
+    """A 2-layer LSTM over feature frames with a per-frame classifier (a speech-like model)."""
+
+    def __init__(self, features: int, hidden: int, classes: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=2)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(x)[0])
+
+
+def _frame_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
+def step_models(quick: bool) -> list[StepModel]:
+    """ResNet-18 and a 2-layer LSTM, sized so one step on two CPU cores takes about half a second.
+
+    The engine's cost per step is fixed per pruned weight (two passes over the weights and their
+    gradients), so the ratio to the dense step falls as the batch grows; the JSON also gives the
+    difference in milliseconds."""
+    import torchvision
+
+    batch, pixels = (2, 32) if quick else (16, 112)
+    steps, lstm_batch, features, hidden = (8, 2, 16, 32) if quick else (50, 32, 256, 512)
+    classes = 10 if quick else 100
+
+    def image_batch(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(1)
+        x = torch.randn(batch, 3, pixels, pixels, generator=gen)
+        return x.to(device), torch.randint(0, 1000, (batch,), generator=gen).to(device)
+
+    def frame_batch(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(2)
+        x = torch.randn(steps, lstm_batch, features, generator=gen)
+        return x.to(device), torch.randint(0, classes, (steps, lstm_batch), generator=gen).to(device)
+
+    return [
+        StepModel(
+            "resnet18",
+            lambda: torchvision.models.resnet18(weights=None),
+            image_batch,
+            nn.functional.cross_entropy,
+            {"batch": batch, "pixels": pixels},
+        ),
+        StepModel(
+            "lstm",
+            lambda: LSTMModel(features, hidden, classes),
+            frame_batch,
+            _frame_loss,
+            {"layers": 2, "hidden": hidden, "features": features, "steps": steps, "batch": lstm_batch},
+        ),
+    ]
+
+
+def prune_models(quick: bool) -> dict[str, Callable[[], nn.Module]]:
+    """The models ``prune()`` is timed on: VGG-16 and ResNet-50 (quick: two small ones)."""
+    import torchvision
+
+    if quick:
+        return {
+            "mobilenet_v3_small": lambda: torchvision.models.mobilenet_v3_small(weights=None),
+            "lstm": lambda: LSTMModel(64, 128, 10),
+        }
+    return {
+        "vgg16": lambda: torchvision.models.vgg16(weights=None),
+        "resnet50": lambda: torchvision.models.resnet50(weights=None),
+    }
+
+
+# ----------------------------------------------------------------------------- timing
+class Timer:
+    """Seconds of one call: ``perf_counter`` on CPU, CUDA events (after a sync) on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn: Callable[[], Any]) -> float:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / 1000.0
+        start_s = time.perf_counter()
+        fn()
+        return time.perf_counter() - start_s
+
+
+class HookClock:
+    """Time spent inside the engine's two optimizer hooks, per step.
+
+    Stamps are optimizer hooks registered before the engine's (``__init__``) and after them
+    (``close``); hooks run in registration order, so each pair brackets the engine's work."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.stamps: list[list[Any]] = []
+        optimizer.register_step_pre_hook(lambda *_: self.stamps.append([self._now()]))
+        optimizer.register_step_post_hook(lambda *_: self.stamps[-1].append(self._now()))
+
+    def close(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.register_step_pre_hook(lambda *_: self.stamps[-1].append(self._now()))
+        optimizer.register_step_post_hook(lambda *_: self.stamps[-1].append(self._now()))
+
+    def _now(self) -> Any:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, skip: int) -> list[float]:
+        """Seconds inside the engine's hooks for each step after the first ``skip``.
+
+        Each step's stamps: before the engine's pre-step hook, after it, before its post-step
+        hook, after it."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [
+                (pre.elapsed_time(pre_end) + post.elapsed_time(post_end)) / 1000.0
+                for pre, pre_end, post, post_end in self.stamps[skip:]
+            ]
+        return [(pre_end - pre) + (post_end - post) for pre, pre_end, post, post_end in self.stamps[skip:]]
+
+
+def _torch_prune(model: nn.Module, names: list[str], sparsity: float) -> None:
+    """Mask the same tensors with ``torch.nn.utils.prune`` at the same count of zeros."""
+    from torch.nn.utils import prune
+
+    for name in names:
+        module_name, _, param_name = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        amount = pruned_count(getattr(module, param_name).numel(), sparsity)
+        prune.l1_unstructured(module, param_name, amount=amount)
+
+
+def _trainer(model: nn.Module, spec: StepModel, device: torch.device) -> tuple[Callable[[], None], Any]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    inputs, target = spec.batch(device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        spec.loss(model(inputs), target).backward()
+        optimizer.step()
+
+    return step, optimizer
+
+
+def bench_steps(spec: StepModel, device: torch.device, repeats: int, warmup: int = 3) -> dict[str, Any]:
+    """Median step time of dense, DSD-sparse and torch-prune copies of one model, interleaved."""
+    torch.manual_seed(0)
+    base = spec.build().to(device)
+    models = {variant: copy.deepcopy(base) for variant in VARIANTS}
+    del base
+    steps, engine, clock = {}, None, None
+    for variant, model in models.items():
+        model.train()
+        if variant == "torch_prune":
+            names = [t.name for t in select_prunable(model)]
+            _torch_prune(model, names, SPARSITY)
+        steps[variant], optimizer = _trainer(model, spec, device)
+        if variant == "dsd":
+            clock = HookClock(optimizer, device)
+            engine = DSD(model, optimizer)
+            clock.close(optimizer)
+            engine.prune(SPARSITY)
+    timer = Timer(device)
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for round_index in range(warmup + repeats):
+        order = VARIANTS[round_index % 3 :] + VARIANTS[: round_index % 3]
+        for variant in order:
+            seconds = timer(steps[variant])
+            if round_index >= warmup:
+                times[variant].append(seconds)
+    assert engine is not None and clock is not None
+    hooks = clock.seconds(skip=warmup)
+    held = all(
+        bool((t.param.detach()[~engine.masks[t.name]] == 0).all()) for t in engine.tensors
+    )  # the sparse run really ran sparse
+    median = {v: statistics.median(ts) for v, ts in times.items()}
+    paired = [d / s for d, s in zip(times["dsd"], times["dense"], strict=True)]
+    return {
+        "config": spec.config,
+        "sparsity": SPARSITY,
+        "repeats": repeats,
+        "median_s": median,
+        "quartiles_s": {v: _quartiles(ts) for v, ts in times.items()},
+        "sparse_over_dense": median["dsd"] / median["dense"],
+        "sparse_minus_dense_ms": (median["dsd"] - median["dense"]) * 1000,
+        # Measured directly, so not lost in the noise of two step times: the engine's whole cost.
+        "engine_hooks_ms_median": statistics.median(hooks) * 1000,
+        "engine_hooks_over_dense_step": statistics.median(hooks) / median["dense"],
+        "sparse_over_dense_paired_median": statistics.median(paired),
+        "ours_over_torch_prune": median["dsd"] / median["torch_prune"],
+        "mask_held": held,
+        "memory": bytes_held(models, engine),
+    }
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [values[0], values[0]] if values else []
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
+
+
+# ----------------------------------------------------------------------------- bytes held
+def _held_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor a model holds: parameters, buffers, and plain tensor attributes (where
+    ``torch.nn.utils.prune`` keeps the recomputed weight), with qualified names."""
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        for name, p in module.named_parameters(recurse=False):
+            yield prefix + name, p
+        for name, b in module.named_buffers(recurse=False):
+            yield prefix + name, b
+        for name, value in vars(module).items():
+            if torch.is_tensor(value):
+                yield prefix + name, value
+
+
+def _storage_bytes(tensors: list[torch.Tensor]) -> int:
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+def bytes_held(models: dict[str, nn.Module], engine: DSD) -> dict[str, Any]:
+    """Bytes held beyond the dense model per pruned weight, and float copies of each weight."""
+    names = [t.name for t in engine.tensors]
+    pruned_weights = sum(t.numel for t in engine.tensors)
+    held = {v: list(_held_tensors(m)) for v, m in models.items()}
+    held["dsd"] += [(f"{n}.mask", m) for n, m in engine.masks.items()]  # the engine's own
+    dense_bytes = _storage_bytes([t for _, t in held["dense"]])
+    result: dict[str, Any] = {"pruned_weights": pruned_weights}
+    for variant in ("dsd", "torch_prune"):
+        extra = _storage_bytes([t for _, t in held[variant]]) - dense_bytes
+        copies = []
+        for name in names:
+            module_name, _, param_name = name.rpartition(".")
+            prefix = f"{module_name}.{param_name}" if module_name else param_name
+            shape = models["dense"].get_parameter(name).shape
+            floats = {
+                t.untyped_storage().data_ptr()
+                for n, t in held[variant]
+                if n.startswith(prefix)
+                and not n.endswith("mask")
+                and t.is_floating_point()
+                and t.shape == shape
+            }
+            copies.append(len(floats) - 1)
+        result[variant] = {
+            "extra_bytes": extra,
+            "extra_bytes_per_weight": extra / pruned_weights,
+            "weight_copies": max(copies),
+        }
+    return result
+
+
+# ----------------------------------------------------------------------------- peak memory
+class PeakMemory:
+    """Peak memory above the level at entry, during a ``with`` block."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.extra_bytes = 0
+        self.method = ""
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    @staticmethod
+    def _hwm() -> int | None:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
+    @staticmethod
+    def _reset_hwm() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as clear:
+                clear.write("5")
+            return True
+        except OSError:
+            return False
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            self.method = "torch.cuda.max_memory_allocated minus the allocation before the call"
+            return self
+        _release_free_memory()
+        self.base = self.rss()
+        self.hwm_reset = self._reset_hwm()
+        self.sampled = self.base
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            self.sampled = max(self.sampled, self.rss())
+            time.sleep(0.001)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.extra_bytes = torch.cuda.max_memory_allocated(self.device) - self.base
+            return
+        self.stop.set()
+        self.thread.join()
+        peak = max(self.sampled, self.rss())
+        hwm = self._hwm() if self.hwm_reset else None
+        if hwm is not None:
+            peak = max(peak, hwm)
+        self.extra_bytes = peak - self.base
+        self.method = (
+            "resident set: max of VmHWM (reset through /proc/self/clear_refs) and RSS sampled every "
+            "1 ms, minus RSS before the call (free heap returned to the OS first; glibc mmap "
+            "threshold pinned at 64 KiB so freed temporaries leave the resident set)"
+            if hwm is not None
+            else "resident set sampled every 1 ms from /proc/self/statm, minus RSS before the call"
+        )
+
+
+#: glibc's mallopt() parameter for the size from which blocks are mmapped (freed straight back).
+_M_MMAP_THRESHOLD = -3
+
+
+def _release_free_memory() -> None:
+    """Return free heap pages to the OS, so that the RSS baseline holds no reusable slack.
+
+    Also pin glibc's mmap threshold at 64 KiB. By default glibc raises it after every large
+    free, so later temporaries land on the heap and stay resident after they are freed: the
+    resident set then counts what earlier benchmarks in the same process left behind (measured:
+    ResNet-50's prune() at 1.8x its largest tensor alone, 3.4x after the VGG-16 runs). With the
+    threshold pinned, the resident set follows the live allocations.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
+        libc.malloc_trim(0)
+
+
+def bench_prune(build: Callable[[], nn.Module], device: torch.device, repeats: int) -> dict[str, Any]:
+    """``prune()`` wall time and peak extra memory, layer and global scope interleaved."""
+    torch.manual_seed(0)
+    model = build().to(device)
+    engine = DSD(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    originals = [t.param.detach().clone() for t in engine.tensors]
+    timer = Timer(device)
+    runs: dict[str, list[dict[str, float]]] = {"layer": [], "global": []}
+    method = ""
+    for _ in range(repeats):
+        for scope in ("layer", "global"):
+            with torch.no_grad():
+                for t, original in zip(engine.tensors, originals, strict=True):
+                    t.param.copy_(original)
+            with PeakMemory(device) as peak:
+                cpu_start = time.process_time()
+                seconds = timer(lambda scope=scope: engine.prune(SPARSITY, scope=scope))
+                cpu_seconds = time.process_time() - cpu_start
+            masks_bytes = sum(m.numel() * m.element_size() for m in engine.masks.values())
+            engine.redense()
+            runs[scope].append(
+                {
+                    "seconds": seconds,
+                    "cpu_seconds": cpu_seconds,
+                    "peak_extra_bytes": peak.extra_bytes,
+                    "masks_bytes": masks_bytes,
+                }
+            )
+            method = peak.method
+    engine.remove()
+    largest = max(t.numel * t.param.element_size() for t in engine.tensors)
+    result: dict[str, Any] = {
+        "weights": sum(t.numel for t in engine.tensors),
+        "tensors": len(engine.tensors),
+        "largest_tensor_bytes": largest,
+        "memory_method": method,
+    }
+    for scope, scope_runs in runs.items():
+        peak_bytes = max(r["peak_extra_bytes"] for r in scope_runs)  # the worst run
+        masks_bytes = scope_runs[0]["masks_bytes"]
+        result[scope] = {
+            "seconds_median": statistics.median(r["seconds"] for r in scope_runs),
+            "seconds": [r["seconds"] for r in scope_runs],
+            # CPU time of this process, all threads: on a shared machine, what wall time would be
+            # on a quiet one with one thread (it exceeds wall time when threads run in parallel)
+            "cpu_seconds": [r["cpu_seconds"] for r in scope_runs],
+            "peak_extra_bytes": peak_bytes,  # everything above the level before the call
+            "masks_bytes": masks_bytes,  # the result kept (1 byte per weight), part of the peak
+            "working_bytes": peak_bytes - masks_bytes,  # what the computation itself needed
+            "working_over_largest_tensor": (peak_bytes - masks_bytes) / largest,
+        }
+    result["global_over_layer"] = result["global"]["seconds_median"] / result["layer"]["seconds_median"]
+    return result
+
+
+# ----------------------------------------------------------------------------- the report
+def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each figure beside its target, as rows for the table and the JSON."""
+    rows = []
+
+    def add(figure: str, value: float, target: float, unit: str = "") -> None:
+        rows.append(
+            {"figure": figure, "value": value, "target": target, "unit": unit, "pass": value <= target}
+        )
+
+    for name, steps in result["step_time"].items():
+        add(f"{name}: step time, sparse ÷ dense", steps["sparse_over_dense"], TARGETS["sparse_over_dense"])
+        add(
+            f"{name}: step time, ours ÷ torch.nn.utils.prune",
+            steps["ours_over_torch_prune"],
+            TARGETS["ours_over_torch_prune"],
+        )
+        memory = steps["memory"]
+        add(f"{name}: extra bytes per pruned weight, ours", memory["dsd"]["extra_bytes_per_weight"], 1.0, "B")
+        add(f"{name}: float copies of each weight, ours", memory["dsd"]["weight_copies"], 0)
+    for name, cost in result["prune"].items():
+        add(
+            f"{name}: prune() layer scope",
+            cost["layer"]["seconds_median"],
+            TARGETS["layer_prune_seconds"],
+            "s",
+        )
+        add(f"{name}: prune() global ÷ layer", cost["global_over_layer"], TARGETS["global_over_layer"])
+        for scope in ("layer", "global"):
+            add(
+                f"{name}: prune() working memory ({scope}) ÷ largest tensor",
+                cost[scope]["working_over_largest_tensor"],
+                TARGETS["working_memory_over_largest_tensor"],
+            )
+    return rows
+
+
+def table(result: dict[str, Any]) -> str:
+    """A short table: figure, value, target, PASS/MISS; then the torch-prune comparison."""
+    width = max(len(r["figure"]) for r in result["checks"])
+    lines = [f"{'figure':<{width}}  {'value':>9}  {'target':>9}", "-" * (width + 28)]
+    for r in result["checks"]:
+        value = (
+            f"{r['value']:.3f}{r['unit']}" if isinstance(r["value"], float) else f"{r['value']}{r['unit']}"
+        )
+        target = f"≤ {r['target']}{r['unit']}"
+        lines.append(f"{r['figure']:<{width}}  {value:>9}  {target:>9}  {'PASS' if r['pass'] else 'MISS'}")
+    lines.append("")
+    for name, steps in result["step_time"].items():
+        memory = steps["memory"]["torch_prune"]
+        median = steps["median_s"]
+        lines.append(
+            f"{name}: median step dense {median['dense']:.4f}s, dsd {median['dsd']:.4f}s "
+            f"({steps['sparse_minus_dense_ms']:+.1f} ms; inside the engine's hooks "
+            f"{steps['engine_hooks_ms_median']:.1f} ms = {steps['engine_hooks_over_dense_step']:.1%} of "
+            f"the dense step), torch prune {median['torch_prune']:.4f}s "
+            f"({steps['repeats']} interleaved rounds); torch prune holds "
+            f"{memory['extra_bytes_per_weight']:.1f} extra B/weight and {memory['weight_copies']} float "
+            "copy of each weight"
+        )
+    mib = 2**20
+    for name, cost in result["prune"].items():
+        layer, glob = cost["layer"], cost["global"]
+        lines.append(
+            f"{name}: {cost['weights']:,} weights in {cost['tensors']} tensors (largest "
+            f"{cost['largest_tensor_bytes'] / mib:.0f} MiB); prune() layer {layer['seconds_median']:.2f}s "
+            f"(CPU {statistics.median(layer['cpu_seconds']):.2f}s), global {glob['seconds_median']:.2f}s "
+            f"(CPU {statistics.median(glob['cpu_seconds']):.2f}s); peak extra memory layer / global "
+            f"{layer['peak_extra_bytes'] / mib:.0f} / {glob['peak_extra_bytes'] / mib:.0f} MiB, of which the "
+            f"masks kept {layer['masks_bytes'] / mib:.0f} MiB"
+        )
+    lines.append(f"memory: {next(iter(result['prune'].values()))['memory_method']}")
+    lines.append("working memory = peak extra memory minus the masks prune() keeps (its result)")
+    return "\n".join(lines)
+
+
+def device_kind(device: torch.device) -> str:
+    """``cpu`` or e.g. ``cuda-nvidia-h200``: the file-name tag of a result."""
+    if device.type != "cuda":
+        return device.type
+    name = torch.cuda.get_device_name(device).lower()
+    return "cuda-" + re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "device": str(device),
+        "kind": device_kind(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+    }
+    with contextlib.suppress(OSError):
+        info["load_average_at_start"] = list(os.getloadavg())
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def run(device: torch.device, repeats: int, quick: bool, prune_repeats: int) -> dict[str, Any]:
+    started = dt.datetime.now(dt.timezone.utc)
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "quick": quick,
+        "started": started.isoformat(timespec="seconds"),
+        "environment": environment(device),
+        "targets": TARGETS,
+        "step_time": {},
+        "prune": {},
+    }
+    for spec in step_models(quick):
+        print(f"timing steps: {spec.name} ({repeats} interleaved rounds)...", flush=True)
+        result["step_time"][spec.name] = bench_steps(spec, device, repeats)
+    for name, build in prune_models(quick).items():
+        print(f"timing prune(): {name} ({prune_repeats} runs per scope)...", flush=True)
+        result["prune"][name] = bench_prune(build, device, prune_repeats)
+    with contextlib.suppress(OSError):
+        result["environment"]["load_average_at_end"] = list(os.getloadavg())
+    result["seconds"] = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    result["checks"] = checks(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsd.bench.engine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="interleaved step rounds (default 30; quick 3)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("results/bench"), help="folder of the JSON result")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny models, few repeats: checks the bench runs"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available here")
+    if args.repeats < 0 or args.threads < 0:
+        parser.error("--repeats and --threads take a positive number")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (3 if args.quick else 30)
+    result = run(device, repeats, args.quick, prune_repeats=1 if args.quick else 3)
+    stamp = dt.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    path = args.out / f"engine-{device_kind(device)}-{stamp}{'-quick' if args.quick else ''}.json"
+    files.atomic_write_json(path, result)
+    print()
+    print(table(result))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

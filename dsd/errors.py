@@ -1,0 +1,30 @@
+"""The errors a user can cause and fix, apart from the bugs that are ours.
+
+Everything the suite raises for a user's mistake (a flag, a recipe, the data on disk, a
+checkpoint) derives from ``UserError``; the command line prints such an error as one line
+naming the culprit and the fix, with no traceback. Any other exception is a bug of ours and
+keeps its traceback. Each subclass also derives from ``ValueError`` (or what the standard
+library would raise), so library callers can catch what they always caught.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix; ``exit_code`` is what the command line exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(UserError, ValueError):
+    """A flag, a recipe or a configuration value that cannot work (exit code 2, like argparse)."""
+
+    exit_code = 2
+
+
+class DataError(UserError, ValueError):
+    """The data on disk is missing, malformed or unreadable."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file that is missing, not weights-only loadable, or of another model."""

@@ -1,0 +1,90 @@
+"""Files that survive crashes: atomic writes (with fsync) and weights-only checkpoint loading.
+
+Every file the project writes (run records, checkpoints, feature caches, the Trainer callback's
+engine state) goes through ``atomic_*``: the bytes land in a temporary file beside the target,
+are flushed to disk, and replace the target in one rename, so a crash leaves the old file or the
+new one, never half of one. Checkpoints are read only with ``torch.load(weights_only=True)``:
+tensors and plain containers, never code from an untrusted pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from dsd.errors import CheckpointError
+
+
+def _atomic_replace(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write through ``write(file_object)`` to a temp file beside ``path``, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_replace(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` that never leaves a half-written file behind (a crash keeps the old one)."""
+    _atomic_replace(path, lambda handle: torch.save(obj, handle))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; errors name the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read {path}: {err}") from None
+
+
+def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code.
+
+    Errors name the file and say what was expected, instead of an unpickling traceback.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise CheckpointError(
+            f"cannot load {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); expected a file written by torch.save "
+            "holding tensors and plain containers"
+        ) from None
+
+
+def file_sha256(path: Path, length: int = 16) -> str:
+    """Content hash of a file (identifies a start checkpoint without its path)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]

@@ -1,0 +1,126 @@
+"""The paper's published numbers (``results/paper/*.csv``) and how the tables look them up.
+
+Every file has the same columns (see ``results/paper/README.md``): one published figure per line,
+keyed by ``paper_key``, metric, split, the branch (``method``) and the phase it was measured
+after. ``value`` keeps the printed digits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dsd.report.runs import METHODS
+
+TABLE1 = "Table 1"
+PAPER_COLUMNS = (
+    "paper_key", "dataset", "source", "row", "method", "phase", "sparsity", "epochs",
+    "split", "metric", "value", "note",
+)  # fmt: skip
+
+
+def load_paper(paper_dir: Path) -> pd.DataFrame:
+    """Every ``*.csv`` under ``paper_dir`` (the published figures) as one frame.
+
+    ``value`` keeps the published text (its digits); ``number`` is its float. Errors name the
+    file and line.
+    """
+    frames = []
+    for path in sorted(Path(paper_dir).glob("*.csv")):
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if tuple(df.columns) != PAPER_COLUMNS:
+            raise ValueError(
+                f"{path}: columns should be {', '.join(PAPER_COLUMNS)}; got {', '.join(df.columns)}"
+            )
+        for i, row in df.iterrows():
+            where = f"{path}:{int(i) + 2}"
+            try:
+                float(row["value"])
+                for column in ("phase", "sparsity", "epochs"):
+                    if row[column]:
+                        float(row[column])
+            except ValueError:
+                raise ValueError(f"{where}: value, phase, sparsity and epochs must be numbers") from None
+            if row["method"] not in METHODS:
+                raise ValueError(f"{where}: method {row['method']!r} is none of {', '.join(METHODS)}")
+        df["file"] = path.name
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=[*PAPER_COLUMNS, "file", "number", "phase_no", "sparsity_no", "order"])
+    paper = pd.concat(frames, ignore_index=True)
+    paper["number"] = paper["value"].astype(float)
+    paper["phase_no"] = paper["phase"].map(lambda t: float(t) if t else math.inf)  # "" = final
+    paper["sparsity_no"] = paper["sparsity"].map(lambda t: float(t) if t else 0.0)
+    paper["order"] = range(len(paper))
+    return paper
+
+
+@dataclass(frozen=True)
+class PaperCell:
+    value: str
+    dataset: str
+    split: str
+    note: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.dataset} {self.split}"
+
+
+def _paper_role(rows: pd.DataFrame, role: str) -> pd.DataFrame:
+    """The paper's rows that play ``role``, per source table (sparse: first sparse phase; DSD:
+    last phase of the dsd branch; dense control: last phase of the control)."""
+    picked = []
+    for _, group in rows.groupby("source", sort=False):
+        if role == "baseline":
+            part = group[group["method"] == "baseline"]
+        elif role == "sparse":
+            part = group[(group["method"] == "dsd") & (group["sparsity_no"] > 0)]
+            part = part[part["phase_no"] == part["phase_no"].min()]
+        else:
+            part = group[group["method"] == role]
+            part = part[part["phase_no"] == part["phase_no"].max()]
+        picked.append(part)
+    return pd.concat(picked) if picked else rows.iloc[0:0]
+
+
+def paper_cell(
+    paper: pd.DataFrame, paper_key: str, metric: str, role: str, split: str | None, prefer_table1: bool
+) -> PaperCell | None:
+    """The paper's figure for a role, preferring the same split, then Table 1 (or the detailed
+    tables, with more digits), then file order."""
+    rows = paper[(paper["paper_key"] == paper_key) & (paper["metric"] == metric)]
+    rows = _paper_role(rows, role)
+    if rows.empty:
+        return None
+    rank = rows.assign(
+        _split=(rows["split"] != split).astype(int),
+        _table=((rows["source"] == TABLE1) != prefer_table1).astype(int),
+    ).sort_values(["_split", "_table", "order"])
+    best = rank.iloc[0]
+    return PaperCell(best["value"], best["dataset"], best["split"], best["note"])
+
+
+def paper_phase_cell(
+    paper: pd.DataFrame, paper_key: str, metric: str, split: str, method: str, phase: int
+) -> PaperCell | None:
+    """The paper's figure measured after ``phase`` of ``method`` (the per-phase speech tables)."""
+    rows = paper[
+        (paper["paper_key"] == paper_key)
+        & (paper["metric"] == metric)
+        & (paper["split"] == split)
+        & (paper["method"] == method)
+        & (paper["phase_no"] == phase)
+    ]
+    if rows.empty:
+        return None
+    best = rows.sort_values("order").iloc[0]
+    return PaperCell(best["value"], best["dataset"], best["split"], best["note"])
+
+
+def table1_order(paper: pd.DataFrame) -> list[str]:
+    """The paper keys in Table 1's row order."""
+    return list(dict.fromkeys(paper.loc[paper["source"] == TABLE1, "paper_key"]))

@@ -1,0 +1,212 @@
+"""What a task gives the training loop: the adapter interface.
+
+A task (ImageNet CNNs, a captioner, a speech model, a test toy) subclasses ``TaskAdapter`` and
+fills in the model, the data, the loss and the evaluation. The loop (``dsd.run.loop``) does all the
+rest: phases, learning rates, pruning, AMP, clipping, checkpoints, resume, DDP, records.
+
+Evaluation is split so that it is exact under DDP: ``eval_batch`` turns a batch into one small
+picklable record per sample (a correct-flag, a caption, a transcript), the loop gathers the
+records of every rank in dataset order, and ``compute_metrics`` reduces them once. No sample is
+counted twice and none is dropped, whatever the world size.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric the task reports: whether higher is better, and how to print it."""
+
+    higher_is_better: bool
+    label: str = ""
+    percent: bool = False
+
+
+@dataclass
+class TaskConfig:
+    """Hyper-parameters every task has. Subclass and re-declare to change a default.
+
+    Fields whose ``metadata`` has ``path=True`` are locations, not hyper-parameters: they are kept
+    out of the run's hash (so moving a dataset never renames a run).
+    """
+
+    recipe: str = ""  # schedule text (dsd.schedule); empty: the task's default recipe
+    batch_size: int = 32  # per process
+    eval_batch_size: int = 0  # 0: same as batch_size
+    grad_clip: float = 0.0  # max global grad norm; 0 disables
+    workers: int = -1  # DataLoader workers per process; -1: sized to the cores (0 on CPU, see dsd.run.loop)
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def path_fields(config_type: type) -> set[str]:
+    """Names of the fields marked ``metadata={"path": True}``."""
+    return {f.name for f in dataclasses.fields(config_type) if f.metadata.get("path")}
+
+
+class TaskAdapter(abc.ABC):
+    """The interface between one task and the loop. Keep implementations thin.
+
+    Class attributes to set:
+        name: the registry name (``imagenet``), also the first part of run folder names.
+        Config: the task's ``TaskConfig`` subclass; the command line is generated from it.
+        metrics: metric name -> ``MetricSpec``; every name ``compute_metrics`` returns.
+        primary_metric: the metric the overview table shows.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type[TaskConfig]] = TaskConfig
+    metrics: ClassVar[dict[str, MetricSpec]]
+    primary_metric: ClassVar[str]
+
+    def __init__(self, config: TaskConfig, data_dir: Path | None, cache_dir: Path) -> None:
+        """``data_dir``: the real dataset, or None for the stand-in, built under ``cache_dir``."""
+        self.config = config
+        self.data_dir = data_dir
+        self.cache_dir = cache_dir
+
+    # ------------------------------------------------------------------ identity
+    @property
+    @abc.abstractmethod
+    def dataset_name(self) -> str:
+        """Shown on every record and table row: ``ImageNet``, ``digits stand-in``, ..."""
+
+    @property
+    @abc.abstractmethod
+    def model_name(self) -> str:
+        """The architecture, e.g. ``resnet18``; keys the paper's numbers with ``paper_key``."""
+
+    @property
+    def paper_key(self) -> str:
+        """Key of this task and model in ``results/paper/*.csv`` (e.g. ``imagenet/resnet18``)."""
+        return f"{self.name}/{self.model_name}"
+
+    @property
+    @abc.abstractmethod
+    def default_recipe(self) -> str:
+        """Schedule text used when ``config.recipe`` is empty (the paper's, or a stand-in's)."""
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """Extra facts for the run record (encoder, tokenization, vocabulary size, ...)."""
+        return {}
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self) -> None:  # noqa: B027 (optional hook)
+        """Build what must exist before training (stand-in data, feature caches). Runs on rank 0
+        only, before any other method; the other ranks wait for it. Must be idempotent."""
+
+    # ------------------------------------------------------------------ model
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model (weights of the start point are loaded by the loop)."""
+
+    @abc.abstractmethod
+    def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        """The task's optimizer over ``model``'s trainable parameters."""
+
+    def prune_selection(self) -> dict[str, Any]:
+        """Keyword arguments for ``dsd.DSD`` (``include``/``exclude``/``skip_first_conv``)."""
+        return {}
+
+    def histogram_tensor(self, model: nn.Module, prunable: Sequence[str]) -> str:
+        """The pruned tensor whose weight histograms the figures show (default: the largest)."""
+        params = dict(model.named_parameters())
+        return max(prunable, key=lambda n: params[n].numel())
+
+    def pretrained_state(self) -> dict[str, torch.Tensor] | None:
+        """Published weights to start from instead of training the dense phase, or None."""
+        return None
+
+    # ------------------------------------------------------------------ data
+    @abc.abstractmethod
+    def train_dataset(self) -> Dataset:
+        """The training split."""
+
+    @abc.abstractmethod
+    def eval_datasets(self) -> dict[str, Dataset]:
+        """Evaluation splits by name (``val``; ``dev93``/``eval92``; ``test``). The first one
+        is the one reported per epoch; all are evaluated at every phase end."""
+
+    def collate_fn(self) -> Callable[[list[Any]], Any] | None:
+        """How samples become a batch (None: PyTorch's default)."""
+        return None
+
+    def sample_lengths(self) -> Sequence[int] | None:
+        """Per-sample lengths of the training set for length-bucketed batches, or None."""
+        return None
+
+    # ------------------------------------------------------------------ steps
+    @abc.abstractmethod
+    def training_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """Mean loss of one batch (already on the device)."""
+
+    @abc.abstractmethod
+    def eval_batch(self, model: nn.Module, batch: Any, split: str) -> list[Any]:
+        """One small picklable record per sample of the batch, in batch order (eval mode,
+        no grad, already on the device)."""
+
+    @abc.abstractmethod
+    def compute_metrics(self, split: str, records: list[Any]) -> dict[str, float]:
+        """Metrics of a whole split from the records of all its samples, in dataset order."""
+
+    def data_issues(self) -> dict[str, int]:
+        """Counts of skipped or repaired inputs (bad images, resampled audio, ...) for the record."""
+        return {}
+
+    def write_predictions(self, split: str, records: list[Any], path: Path) -> None:  # noqa: B027
+        """Optionally write human-readable predictions (captions, transcripts) to ``path``."""
+
+    def study_figures(self, runs: dict[str, Path], out_dir: Path) -> list[Path]:
+        """Task-specific figures of one study (``runs``: method -> run folder of one seed),
+        e.g. the captioner's Figure 3 analog. Returns the files written."""
+        return []
+
+    def batch_size_of(self, batch: Any) -> int:
+        """Samples in a batch, for throughput (default: first dimension of the first tensor)."""
+        return _first_tensor(batch).shape[0]
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        """Move a batch to the device (override to add e.g. ``channels_last``)."""
+        return move_to_device(batch, device)
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """Recursively move the tensors of a batch (tuples, lists, dicts) to ``device``."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)) and not hasattr(batch, "_fields"):
+        return type(batch)(move_to_device(v, device) for v in batch)
+    if hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(move_to_device(v, device) for v in batch))
+    return batch
+
+
+def _first_tensor(batch: Any) -> torch.Tensor:
+    if torch.is_tensor(batch):
+        return batch
+    if isinstance(batch, (str, bytes)) or not hasattr(batch, "__iter__"):
+        raise TypeError("not a tensor container")
+    values = batch.values() if isinstance(batch, dict) else batch
+    for value in values:
+        try:
+            return _first_tensor(value)
+        except TypeError:
+            continue
+    raise TypeError("batch holds no tensor; override TaskAdapter.batch_size_of")
