@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from dsd.files import atomic_write_bytes
 from dsd.report.runs import Run, SkippedRunWarning, Study, group_studies, load_runs, skipped_runs_on_stderr
 from dsd.run.histograms import MOMENTS
-from dsd.run.records import METRICS_FILE, read_jsonl
+from dsd.run.folder import METRICS_FILE, read_jsonl
 
 HISTOGRAMS_FILE = "histograms.json"
 COLORS = {"baseline": "#222222", "dsd": "#1f77b4", "dense-control": "#ff7f0e"}

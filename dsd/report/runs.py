@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from dsd.run.records import CONFIG_FILE, DONE_MARKER, METRICS_FILE, RESULT_FILE
+from dsd.run.folder import CONFIG_FILE, DONE_MARKER, METRICS_FILE, RESULT_FILE
 
 METHODS = ("baseline", "dsd", "dense-control")
 _RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE, DONE_MARKER)

@@ -13,7 +13,6 @@ counted twice and none is dropped, whatever the world size.
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+from dsd.run.config import param
 
 
 @dataclass(frozen=True)
@@ -35,27 +36,16 @@ class MetricSpec:
 
 @dataclass
 class TaskConfig:
-    """Hyper-parameters every task has. Subclass and re-declare to change a default.
+    """Hyper-parameters every task has. Subclass and re-declare a field to change its default
+    (its help text carries over). Fields declared with ``param(..., path=True)`` are locations,
+    not hyper-parameters: they are kept out of the run's hash (so moving a dataset never renames
+    a run)."""
 
-    Fields whose ``metadata`` has ``path=True`` are locations, not hyper-parameters: they are kept
-    out of the run's hash (so moving a dataset never renames a run).
-    """
-
-    recipe: str = ""  # schedule text (dsd.schedule); empty: the task's default recipe
-    batch_size: int = 32  # per process
-    eval_batch_size: int = 0  # 0: same as batch_size
-    grad_clip: float = 0.0  # max global grad norm; 0 disables
-    workers: int = -1  # DataLoader workers per process; -1: sized to the cores (0 on CPU, see dsd.run.loop)
-
-
-def config_fields(config: Any) -> dict[str, Any]:
-    """A config dataclass as a plain dict."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-
-
-def path_fields(config_type: type) -> set[str]:
-    """Names of the fields marked ``metadata={"path": True}``."""
-    return {f.name for f in dataclasses.fields(config_type) if f.metadata.get("path")}
+    recipe: str = param("", "the schedule, e.g. 'D:90@0.1 S30%:45@0.01 D:45@0.001'; empty: the task's")
+    batch_size: int = param(32, "samples per batch, per process")
+    eval_batch_size: int = param(0, "samples per evaluation batch; 0: the training batch size")
+    grad_clip: float = param(0.0, "largest global gradient norm; 0: no clipping")
+    workers: int = param(-1, "DataLoader workers per process; -1: sized to the cores (0 on CPU)")
 
 
 class TaskAdapter(abc.ABC):

@@ -30,10 +30,13 @@ from tqdm import tqdm
 
 from dsd import collective, files
 from dsd.engine import DSD
-from dsd.run import dist, records
+from dsd.run import dist
+from dsd.run import folder as runfolder
 from dsd.run.adapter import TaskAdapter
 from dsd.run.histograms import histogram_edges, weight_histogram
 from dsd.run.sampling import EpochBatchSampler
+from dsd.run.settings import LoopConfig
+from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
 
 CHECKPOINT_FORMAT = 1
@@ -45,20 +48,6 @@ class NonFiniteLossError(RuntimeError):
 
 class RunInterrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM: a checkpoint was written; rerunning the same command resumes."""
-
-
-@dataclass
-class LoopConfig:
-    """How to run (not what to learn): none of these change results except ``seed``,
-    ``amp`` and ``deterministic``, which therefore enter the run's identity."""
-
-    seed: int = 0
-    amp: str = "auto"  # auto (bf16 on CUDA when supported, else fp16), bf16, fp16, off; CPU: off
-    deterministic: bool = False  # torch.use_deterministic_algorithms; CPU runs resume bit-identically
-    eval_every: int = 1  # validate every N epochs (0: only at phase ends)
-    log_every: int = 50  # steps between loss checks / progress updates
-    device: str = "auto"
-    progress: bool | None = None  # tqdm bar; None: when stderr is a terminal
 
 
 @dataclass
@@ -195,7 +184,7 @@ class Trainer:
                         self._checkpoint()
                         raise RunInterrupted(
                             f"stopped at step {self.pos.step}; checkpoint written to "
-                            f"{self.folder / records.CHECKPOINT_FILE}, rerun the same command to resume"
+                            f"{self.folder / runfolder.CHECKPOINT_FILE}, rerun the same command to resume"
                         )
                 self._end_phase()
         return self._finish()
@@ -204,7 +193,7 @@ class Trainer:
         """A baseline that is given, not trained (published weights): evaluate it and record it
         as phase 0, so the branches start from it like from a trained baseline."""
         self._setup()
-        records.load_model_weights(self.raw_model, state, f"start weights ({self.plan.record.get('start')})")
+        load_model_weights(self.raw_model, state, f"start weights ({self.plan.record.get('start')})")
         self.bar = tqdm(disable=True)
         metrics = {split: self._evaluate(split, "start") for split in self.eval_sets}
         if self.info.is_main:
@@ -223,7 +212,7 @@ class Trainer:
         model = adapter.build_model()
         if self.plan.init_weights is not None:
             state = files.safe_torch_load(self.plan.init_weights)
-            records.load_model_weights(model, state, f"start weights {self.plan.init_weights}")
+            load_model_weights(model, state, f"start weights {self.plan.init_weights}")
         self.raw_model = model.to(self.device)
         self.optimizer = adapter.build_optimizer(self.raw_model, self.schedule.phases[0].lr)
         self.model: nn.Module = self.raw_model
@@ -252,13 +241,13 @@ class Trainer:
 
         if self.info.is_main:
             self.folder.mkdir(parents=True, exist_ok=True)
-            if not (self.folder / records.CONFIG_FILE).exists():
-                files.atomic_write_json(self.folder / records.CONFIG_FILE, self.plan.record)
+            if not (self.folder / runfolder.CONFIG_FILE).exists():
+                files.atomic_write_json(self.folder / runfolder.CONFIG_FILE, self.plan.record)
         dist.barrier()
-        if (self.folder / records.CHECKPOINT_FILE).exists():
+        if (self.folder / runfolder.CHECKPOINT_FILE).exists():
             self._resume()
         elif self.info.is_main:
-            records.truncate_file(self.folder / records.METRICS_FILE, 0)
+            runfolder.truncate_file(self.folder / runfolder.METRICS_FILE, 0)
 
     def _steps_of(self, length: float) -> int:
         if self.schedule.unit == "steps":
@@ -266,11 +255,11 @@ class Trainer:
         return max(1, round(length * self.batches_per_epoch))
 
     def _resume(self) -> None:
-        path = self.folder / records.CHECKPOINT_FILE
+        path = self.folder / runfolder.CHECKPOINT_FILE
         state = files.safe_torch_load(path, map_location=self.device)
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a checkpoint of this loop (format {CHECKPOINT_FORMAT})")
-        records.load_model_weights(self.raw_model, state["model"], f"checkpoint {path}")
+        load_model_weights(self.raw_model, state["model"], f"checkpoint {path}")
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
@@ -282,7 +271,7 @@ class Trainer:
         ranks = state["rng"]
         restore_rng(ranks[self.info.rank] if self.info.rank < len(ranks) else ranks[0])
         if self.info.is_main:
-            records.truncate_file(self.folder / records.METRICS_FILE, state["metrics_bytes"])
+            runfolder.truncate_file(self.folder / runfolder.METRICS_FILE, state["metrics_bytes"])
             self._say(f"resumed at step {self.pos.step} (phase {self._label()}, epoch {self._epoch():.2f})")
 
     # ================================================================= phases
@@ -479,7 +468,7 @@ class Trainer:
             "time_s": round(time.perf_counter() - self._started, 3),
             **line,
         }
-        records.append_jsonl(self.folder / records.METRICS_FILE, line)
+        runfolder.append_jsonl(self.folder / runfolder.METRICS_FILE, line)
 
     def _record_histogram(self, moment: str) -> None:
         """Counts of the chosen tensor's weights at one of Figure 4's moments (first cycle only)."""
@@ -517,10 +506,10 @@ class Trainer:
             "position": vars(self.pos).copy(),
             "history": {"phases": self.history.phases, "histograms": self.history.histograms},
             "rng": rng,
-            "metrics_bytes": records.file_size(self.folder / records.METRICS_FILE),
+            "metrics_bytes": runfolder.file_size(self.folder / runfolder.METRICS_FILE),
             "pending_losses": list(self._loss_values),
         }
-        files.atomic_torch_save(state, self.folder / records.CHECKPOINT_FILE)
+        files.atomic_torch_save(state, self.folder / runfolder.CHECKPOINT_FILE)
 
     def _finish(self, final: dict[str, Any] | None = None) -> dict[str, Any]:
         """result.json, histograms.json, then ``done``; the resume checkpoint is dropped."""
@@ -535,9 +524,9 @@ class Trainer:
         if self.info.is_main:
             if self.history.histograms:
                 files.atomic_write_json(self.folder / "histograms.json", self.history.histograms)
-            files.atomic_write_json(self.folder / records.RESULT_FILE, result)
-            records.mark_done(self.folder)
-            (self.folder / records.CHECKPOINT_FILE).unlink(missing_ok=True)
+            files.atomic_write_json(self.folder / runfolder.RESULT_FILE, result)
+            runfolder.RunFolder(self.folder).mark_done()
+            (self.folder / runfolder.CHECKPOINT_FILE).unlink(missing_ok=True)
         dist.barrier()
         return result
 

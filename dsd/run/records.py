@@ -1,9 +1,17 @@
-"""Run folders, config hashing, atomic writes and safe checkpoint loading.
+"""The run record: one typed schema for what ``config.json`` and ``result.json`` hold.
 
-A run lives in ``results/runs/<task>-<model>/<method>-<hash8>/seed<N>/``. The hash covers only
-the hyper-parameters that differ from their defaults (so adding a field with a default never
-renames old runs) and never a path (so moving a dataset never does either). ``config.json`` is
-written first and ``done`` last: a folder without ``done`` is unfinished, whatever else it holds.
+``RunRecord`` is what a run *is* (written to ``config.json`` before it starts): the task, model,
+dataset, method, seed, the hash that names its folder, the schedule, and for a branch the hash
+of the baseline run it starts from. ``RunResult`` is the record plus what the run measured
+(written to ``result.json`` when it ends): the metrics after every phase and at the end. The
+study writes them, the loop completes them, the report reads them; nothing else spells their keys.
+
+The hash covers only the hyper-parameters that differ from their defaults (so adding a field with
+a default never renames old runs) and never a path (so moving a dataset never does either).
+
+Records written before ``baseline_hash`` existed link a branch to its baseline only through
+``baseline_run`` (the baseline's folder, relative to the results folder); ``load_result`` reads
+the link's own ``config.json`` to recover the hash, and leaves it empty when that is gone.
 """
 
 from __future__ import annotations
@@ -11,21 +19,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import platform
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dsd.files import atomic_write_text
-
-DONE_MARKER = "done"
-CONFIG_FILE = "config.json"
-RESULT_FILE = "result.json"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_FILE = "checkpoint.pt"
+METHODS = ("baseline", "dsd", "dense-control")
 
 #: Libraries whose versions every record carries.
 TRACKED_LIBRARIES = (
@@ -39,7 +42,183 @@ TRACKED_LIBRARIES = (
     "dsd-suite",
 )
 
+Metrics = dict[str, dict[str, float]]
+"""split -> metric -> value."""
 
+
+@dataclass
+class RunRecord:
+    """What a run is: written to ``config.json`` before it starts."""
+
+    task: str
+    model: str
+    dataset: str
+    paper_key: str
+    method: str
+    seed: int
+    hash: str = ""
+    schedule: str = ""  # this run's phases ("" for a start checkpoint that is evaluated, not trained)
+    recipe: str = ""  # the study's whole recipe
+    epochs_scale: float = 1.0
+    start: str = ""  # "": trained from scratch; "pretrained:<model>" or "file:<sha256>"
+    baseline_hash: str = ""  # a branch's baseline run ("" for a baseline)
+    baseline_run: str = ""  # that baseline's folder, relative to the results folder (for people)
+    task_config: dict[str, Any] = field(default_factory=dict)
+    description: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {higher_is_better, ...}
+    primary_metric: str = ""
+    splits: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    world_size: int = 1
+    device: str = "cpu"
+    amp: str = "auto"
+    deterministic: bool = False
+
+    @property
+    def label(self) -> str:
+        """``[task model method seedN]``: how the console names the run."""
+        return f"[{self.task} {self.model} {self.method} seed{self.seed}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+@dataclass
+class PhaseResult:
+    """One finished phase: what it was and the metrics after it."""
+
+    index: int  # in the study's recipe (0 = the baseline's dense phase)
+    label: str
+    kind: str
+    sparsity: float
+    length: float
+    unit: str
+    lr: float
+    steps: int
+    metrics: Metrics
+    weights: str  # file name of its weights in the run folder
+
+
+@dataclass
+class RunResult(RunRecord):
+    """The record plus what the run measured: written to ``result.json`` when it ends."""
+
+    phases: list[PhaseResult] = field(default_factory=list)
+    final: Metrics = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    steps: int = 0
+    data_issues: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: RunRecord, **outcome: Any) -> RunResult:
+        return cls(**{f.name: getattr(record, f.name) for f in dataclasses.fields(RunRecord)}, **outcome)
+
+    @classmethod
+    def from_json(cls, payload: Any) -> RunResult:
+        """A checked ``result.json``; ``ValueError`` says what is wrong with it."""
+        check_result(payload)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in payload.items() if k in known}
+        values["phases"] = [
+            PhaseResult(**{k: p.get(k) for k in _PHASE_KEYS}) for p in payload.get("phases", [])
+        ]
+        return cls(**values)
+
+    def final_weights(self) -> str:
+        """File name of the weights the run ended with (its last phase's)."""
+        return self.phases[-1].weights if self.phases else "phase0.pt"
+
+
+_PHASE_KEYS = [f.name for f in dataclasses.fields(PhaseResult)]
+
+
+def load_result(folder: Path) -> RunResult:
+    """The ``result.json`` of a run folder; resolves a legacy record's baseline link."""
+    path = Path(folder) / "result.json"
+    result = RunResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    if result.method != "baseline" and not result.baseline_hash and result.baseline_run:
+        result.baseline_hash = _linked_hash(Path(folder), result.baseline_run)
+    return result
+
+
+def _linked_hash(folder: Path, baseline_run: str) -> str:
+    """The hash in the ``config.json`` that a legacy ``baseline_run`` link points at.
+
+    The link is relative to the results folder that held ``runs/`` when the run was written;
+    the runs folder may have been moved or renamed since (``--runs elsewhere``), so the link is
+    tried from every folder above the run, with and without its leading ``runs/``."""
+    link = Path(baseline_run)
+    tails = [link, Path(*link.parts[1:])] if len(link.parts) > 1 else [link]
+    for root in Path(folder).parents:
+        for tail in tails:
+            config = root / tail / "config.json"
+            if config.is_file():
+                try:
+                    return str(json.loads(config.read_text(encoding="utf-8")).get("hash", ""))
+                except (OSError, ValueError):
+                    return ""
+    return ""
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: paths and other objects become strings (as ``json.dumps(default=str)``)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+# ---------------------------------------------------------------------- checking result.json
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_metric_block(block: Any, where: str) -> None:
+    if not isinstance(block, dict):
+        raise ValueError(f"{where} should map split -> metrics, got {type(block).__name__}")
+    for split, metrics in block.items():
+        if not isinstance(metrics, dict):
+            raise ValueError(f"{where}[{split!r}] should map metric -> number")
+        for name, value in metrics.items():
+            if not _is_number(value):
+                raise ValueError(f"{where}[{split!r}][{name!r}] should be a finite number, got {value!r}")
+
+
+def check_result(record: Any) -> None:
+    """Raise ``ValueError`` saying what is wrong if ``record`` is not a usable ``result.json``."""
+    if not isinstance(record, dict):
+        raise ValueError(f"should hold a JSON object, got {type(record).__name__}")
+    for key in ("task", "model", "dataset", "paper_key", "method", "primary_metric", "recipe"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise ValueError(f"missing key {key!r} (a non-empty string)")
+    if record["method"] not in METHODS:
+        raise ValueError(f"method {record['method']!r} is none of {', '.join(METHODS)}")
+    if not isinstance(record.get("seed"), int) or isinstance(record["seed"], bool):
+        raise ValueError("missing key 'seed' (an integer)")
+    specs = record.get("metrics")
+    if not isinstance(specs, dict) or not all(
+        isinstance(s, dict) and isinstance(s.get("higher_is_better"), bool) for s in specs.values()
+    ):
+        raise ValueError("missing key 'metrics' (metric -> {higher_is_better: bool, ...})")
+    if record["primary_metric"] not in specs:
+        raise ValueError(f"primary_metric {record['primary_metric']!r} is not among its metrics")
+    splits = record.get("splits")
+    if not isinstance(splits, list) or not splits or not all(isinstance(s, str) for s in splits):
+        raise ValueError("missing key 'splits' (a non-empty list of split names)")
+    phases = record.get("phases")
+    if not isinstance(phases, list):
+        raise ValueError("missing key 'phases' (a list)")
+    for i, phase in enumerate(phases):
+        if not isinstance(phase, dict) or not isinstance(phase.get("index"), int):
+            raise ValueError(f"phases[{i}] lacks an integer 'index'")
+        if phase.get("kind") not in ("dense", "sparse"):
+            raise ValueError(f"phases[{i}]['kind'] should be 'dense' or 'sparse'")
+        _check_metric_block(phase.get("metrics"), f"phases[{i}]['metrics']")
+    if "final" not in record or not record["final"]:
+        raise ValueError("missing key 'final' (metrics after the last phase)")
+    _check_metric_block(record["final"], "final")
+    if not _is_number(record.get("epochs_scale", 1.0)):
+        raise ValueError("'epochs_scale' should be a finite number")
+
+
+# ---------------------------------------------------------------------- identity
 def canonical_json(payload: Any) -> str:
     """JSON with sorted keys and no spaces: the same config always gives the same text."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
@@ -50,77 +229,6 @@ def config_hash(payload: Any, length: int = 8) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:length]
 
 
-def non_default_fields(config: Any) -> dict[str, Any]:
-    """Fields of a config dataclass that differ from their defaults, without path fields."""
-    changed = {}
-    for field in dataclasses.fields(config):
-        if field.metadata.get("path"):
-            continue
-        if field.default is not dataclasses.MISSING:
-            default = field.default
-        elif field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        else:
-            default = dataclasses.MISSING
-        value = getattr(config, field.name)
-        if value != default:
-            changed[field.name] = value
-    return changed
-
-
-def run_folder(results_dir: Path, task: str, model: str, method: str, run_hash: str, seed: int) -> Path:
-    """``<results>/runs/<task>-<model>/<method>-<hash>/seed<N>``."""
-    return Path(results_dir) / "runs" / f"{task}-{model}" / f"{method}-{run_hash}" / f"seed{seed}"
-
-
-def is_done(folder: Path) -> bool:
-    return (Path(folder) / DONE_MARKER).exists()
-
-
-def finished_runs(runs_dir: Path) -> Iterator[Path]:
-    """Every seed folder under ``runs_dir`` holding a ``done`` marker, in sorted order."""
-    for marker in sorted(Path(runs_dir).glob(f"**/{DONE_MARKER}")):
-        yield marker.parent
-
-
-def mark_done(folder: Path) -> None:
-    atomic_write_text(Path(folder) / DONE_MARKER, "")
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line (readers ignore a torn last line, see ``read_jsonl``)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All complete lines of a JSONL file; a torn final line (crash mid-write) is ignored."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise ValueError(f"{path}:{number}: not a JSON line") from None
-    return records
-
-
-def truncate_file(path: Path, size: int) -> None:
-    """Cut ``path`` back to ``size`` bytes (resume: drop lines logged after the checkpoint)."""
-    if Path(path).exists():
-        with open(path, "r+b") as handle:
-            handle.truncate(size)
-
-
-def file_size(path: Path) -> int:
-    return Path(path).stat().st_size if Path(path).exists() else 0
-
-
-# ---------------------------------------------------------------------- checkpoints
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape results."""
     versions = {"python": platform.python_version()}
@@ -131,46 +239,3 @@ def library_versions() -> dict[str, str]:
             continue
     versions["cuda"] = torch.version.cuda or "none"
     return versions
-
-
-def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
-    if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix) :]: v for k, v in state.items()}
-    return state
-
-
-def load_model_weights(model: torch.nn.Module, state: Any, source: str) -> None:
-    """Load weights strictly into ``model``, explaining a mismatch in one clear message.
-
-    Accepts a plain state_dict, or one of ours / a common trainer's under ``model`` or
-    ``state_dict``; strips DDP's ``module.`` and ``torch.compile``'s ``_orig_mod.`` prefixes.
-    """
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    elif isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"{source} holds no model state_dict (expected a mapping of names to tensors)")
-    state = _strip_prefix(_strip_prefix(state, "module."), "_orig_mod.")
-    ours = model.state_dict()
-    missing = [k for k in ours if k not in state]
-    unexpected = [k for k in state if k not in ours]
-    shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(ours[k].shape)}"
-        for k in ours
-        if k in state and state[k].shape != ours[k].shape
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if shapes:
-            parts.append(f"{len(shapes)} of another shape (e.g. {'; '.join(shapes[:3])})")
-        raise ValueError(
-            f"{source} does not fit the model {type(model).__name__}: keys "
-            + ", ".join(parts)
-            + ". Is it a checkpoint of another architecture or class count?"
-        )
-    model.load_state_dict(state, strict=True)

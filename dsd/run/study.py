@@ -11,8 +11,6 @@ never retrained; unfinished ones resume from their checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +18,14 @@ import torch
 
 from dsd import files
 from dsd.run import dist, records
-from dsd.run.adapter import TaskAdapter, config_fields
-from dsd.run.loop import LoopConfig, RunPlan, Trainer
+from dsd.run import folder as runfolder
+from dsd.run.adapter import TaskAdapter
+from dsd.run.config import config_fields, non_default_fields
+from dsd.run.loop import RunPlan, Trainer
+from dsd.run.records import METHODS
+from dsd.run.settings import RunConfig
+from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
-
-METHODS = ("baseline", "dsd", "dense-control")
-
-
-@dataclass
-class RunConfig:
-    """What to run: which methods and seeds, where, at which scale, from which start."""
-
-    results_dir: Path = Path("results")
-    seeds: list[int] = field(default_factory=lambda: [0])
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    epochs_scale: float = 1.0  # every phase length times this (stand-ins, smoke runs)
-    start: str = ""  # "": train the dense phase; "pretrained": the task's published weights; or a file
-    amp: str = "auto"
-    deterministic: bool = False
-    eval_every: int = 1
-    log_every: int = 50
-    device: str = "auto"
-    progress: bool | None = None
-
-    def loop(self, seed: int) -> LoopConfig:
-        """The loop settings of one seed's runs (the fields both configs share)."""
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(LoopConfig) if f.name != "seed"}
-        return LoopConfig(seed=seed, **shared)
 
 
 def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0) -> Schedule:
@@ -97,15 +76,15 @@ def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tenso
             raise FileNotFoundError(f"start checkpoint {path} does not exist")
         state = files.safe_torch_load(path)
         start_id, source = f"file:{files.file_sha256(path)}", f"start checkpoint {path}"
-    records.load_model_weights(adapter.build_model(), state, source)
+    load_model_weights(adapter.build_model(), state, source)
     return start_id, state
 
 
 def _identity(adapter: TaskAdapter, run: RunConfig) -> dict[str, Any]:
     """What every run of this task shares in its hash: non-default, non-path settings."""
-    task = records.non_default_fields(adapter.config)
+    task = non_default_fields(adapter.config)
     task.pop("recipe", None)  # the schedule text itself enters each run's hash
-    loop = records.non_default_fields(run.loop(0))
+    loop = non_default_fields(run.loop(0))
     loop = {k: v for k, v in loop.items() if k in ("amp", "deterministic")}
     return {"task": task, "loop": loop, "dataset": adapter.dataset_name}
 
@@ -166,8 +145,10 @@ def _baseline(
         schedule = recipe.head()
         identity["schedule"] = str(schedule)
     run_hash = records.config_hash(identity)
-    folder = records.run_folder(run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed)
-    if records.is_done(folder):
+    folder = runfolder.RunFolder.of(
+        run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed
+    ).path
+    if runfolder.RunFolder(folder).is_done:
         return folder
     record = _record(adapter, run, recipe, "baseline", seed, run_hash, schedule, start_id, info)
     plan = RunPlan(folder=folder, schedule=schedule or recipe.head(), first_phase=0, record=record)
@@ -190,11 +171,13 @@ def _branch(
 ) -> Path:
     schedule = recipe.tail() if method == "dsd" else recipe.tail().dense_control()
     identity = _identity(adapter, run)
-    baseline_hash = files.read_json(baseline / records.CONFIG_FILE)["hash"]
+    baseline_hash = files.read_json(baseline / runfolder.CONFIG_FILE)["hash"]
     identity.update(schedule=str(schedule), baseline=baseline_hash)
     run_hash = records.config_hash(identity)
-    folder = records.run_folder(run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed)
-    if records.is_done(folder):
+    folder = runfolder.RunFolder.of(
+        run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed
+    ).path
+    if runfolder.RunFolder(folder).is_done:
         return folder
     record = _record(adapter, run, recipe, method, seed, run_hash, schedule, "", info)
     record["baseline_run"] = str(baseline.relative_to(Path(run.results_dir)))
@@ -212,6 +195,6 @@ def _branch(
 
 def load_final_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The weights a finished run ended with (its last phase's ``phase<i>.pt``)."""
-    result = files.read_json(Path(folder) / records.RESULT_FILE)
+    result = files.read_json(Path(folder) / runfolder.RESULT_FILE)
     name = result["phases"][-1]["weights"] if result["phases"] else "phase0.pt"
     return files.safe_torch_load(Path(folder) / name)

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from dsd import files
-from dsd.run import records
+from dsd.run import folder as folder_files
 from dsd.run.study import load_final_weights
+from dsd.run.weights import load_model_weights
 from tasks.flickr8k.adapter import Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.model import decode
 
@@ -25,7 +26,7 @@ DEFAULT_CACHE = Path("data") / "flickr8k"
 
 def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
     """Label and weights at the end of a DSD run's first sparse phase."""
-    result = files.read_json(Path(folder) / records.RESULT_FILE)
+    result = files.read_json(Path(folder) / folder_files.RESULT_FILE)
     for phase in result["phases"]:
         if phase["kind"] == "sparse":
             weights = phase.get("weights", f"phase{phase['index']}.pt")
@@ -39,7 +40,7 @@ def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | No
     ``cache_dir`` defaults to ``data/flickr8k``, the suite command line's default (where the
     stand-in and the feature cache were built).
     """
-    config = files.read_json(Path(folder) / records.CONFIG_FILE)
+    config = files.read_json(Path(folder) / folder_files.CONFIG_FILE)
     if config.get("task") != Flickr8kTask.name:
         raise ValueError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
     known = {f.name for f in dataclasses.fields(Flickr8kConfig)}
@@ -64,7 +65,7 @@ def caption_images(
 ) -> list[str]:
     """Captions of the images at ``positions`` of ``split`` by a model holding ``state``."""
     model = task.build_model()
-    records.load_model_weights(model, state, "run weights")
+    load_model_weights(model, state, "run weights")
     model.eval()
     dataset = task.eval_datasets()[split]
     feats = torch.stack([dataset[i][0] for i in positions])

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run import records
+from dsd.run import folder as runfolder
+from dsd.run.folder import RunFolder
 from dsd.run.histograms import MOMENTS
 from dsd.run.loop import NonFiniteLossError, RunInterrupted
 from dsd.run.study import RunConfig, load_final_weights, run_study
@@ -29,7 +30,7 @@ def by_method(folders: list[Path]) -> dict[str, Path]:
 
 def metric_lines(folder: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock fields."""
-    lines = records.read_jsonl(folder / records.METRICS_FILE)
+    lines = runfolder.read_jsonl(folder / runfolder.METRICS_FILE)
     return [{k: v for k, v in line.items() if k not in ("time_s", "samples_per_s")} for line in lines]
 
 
@@ -42,8 +43,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_study_writes_complete_records(reference: dict[str, Path]) -> None:
     assert set(reference) == {"baseline", "dsd", "dense-control"}
     for method, folder in reference.items():
-        assert records.is_done(folder)
-        assert not (folder / records.CHECKPOINT_FILE).exists()
+        assert RunFolder(folder).is_done
+        assert not (folder / runfolder.CHECKPOINT_FILE).exists()
         config = files.read_json(folder / "config.json")
         result = files.read_json(folder / "result.json")
         assert config["dataset"] == "toy clusters stand-in"
@@ -84,7 +85,7 @@ def test_branches_start_from_the_baseline(reference: dict[str, Path]) -> None:
         assert config["baseline_run"].endswith(
             str(reference["baseline"].relative_to(reference["baseline"].parents[3]))
         )
-    first = records.read_jsonl(reference["dense-control"] / records.METRICS_FILE)[0]
+    first = runfolder.read_jsonl(reference["dense-control"] / runfolder.METRICS_FILE)[0]
     assert first["phase"] == 1 and first["epoch"] > 0
     assert baseline.keys() == load_final_weights(reference["dsd"]).keys()
 
@@ -147,10 +148,10 @@ def test_sigterm_writes_a_mid_epoch_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(RunInterrupted, match="rerun the same command to resume"):
         study(tmp_path, task)
     dsd = next((tmp_path / "runs" / "toy-mlp").glob("dsd-*/seed0"))
-    state = torch.load(dsd / records.CHECKPOINT_FILE, weights_only=True)
+    state = torch.load(dsd / runfolder.CHECKPOINT_FILE, weights_only=True)
     assert state["position"]["step"] == 4 and state["position"]["epoch_batch"] == 4
     assert state["engine"]["phase"] == "sparse"
-    assert not records.is_done(dsd)
+    assert not RunFolder(dsd).is_done
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
@@ -159,10 +160,10 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     with pytest.raises(NonFiniteLossError, match=r"phase D .*epoch 3\.30, step 33"):
         study(tmp_path, task)
     dsd = next((tmp_path / "runs" / "toy-mlp").glob("dsd-*/seed0"))
-    state = torch.load(dsd / records.CHECKPOINT_FILE, weights_only=True)
+    state = torch.load(dsd / runfolder.CHECKPOINT_FILE, weights_only=True)
     assert state["position"]["step"] == 30  # end of the run's epoch 3: the last good state
     assert all(torch.isfinite(v).all() for v in state["model"].values())
-    assert not records.is_done(dsd)
+    assert not RunFolder(dsd).is_done
 
 
 def test_start_from_a_checkpoint_evaluates_it_as_the_baseline(
@@ -199,7 +200,7 @@ def test_unknown_method_and_bad_recipes_are_refused(tmp_path: Path) -> None:
 
 
 def test_metrics_lines_follow_the_record_format(reference: dict[str, Path]) -> None:
-    lines = records.read_jsonl(reference["dsd"] / records.METRICS_FILE)
+    lines = runfolder.read_jsonl(reference["dsd"] / runfolder.METRICS_FILE)
     kinds = {line["kind"] for line in lines}
     assert kinds == {"train", "epoch", "phase_end"}
     for line in lines:

@@ -11,7 +11,8 @@ import torch
 import torch.multiprocessing as mp
 
 from dsd import files
-from dsd.run import records
+from dsd.run import folder as runfolder
+from dsd.run.folder import RunFolder
 from dsd.run.study import RunConfig, load_final_weights, run_study
 from tests.run.toy_task import ToyTask
 
@@ -43,10 +44,10 @@ def ddp_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_ddp_study_finishes_every_method_once(ddp_runs: dict[str, Path]) -> None:
     assert set(ddp_runs) == {"baseline", "dsd", "dense-control"}
     for folder in ddp_runs.values():
-        assert records.is_done(folder)
+        assert RunFolder(folder).is_done
         config = files.read_json(folder / "config.json")
         assert config["world_size"] == 2
-        lines = (folder / records.METRICS_FILE).read_text().splitlines()
+        lines = (folder / runfolder.METRICS_FILE).read_text().splitlines()
         assert len(lines) == len(set(lines))  # one writer: no line twice
 
 
@@ -54,7 +55,7 @@ def test_ddp_evaluation_counts_every_sample_exactly_once(ddp_runs: dict[str, Pat
     task = ToyTask()
     sizes = {split: len(ds) for split, ds in task.eval_datasets().items()}
     for folder in ddp_runs.values():
-        for line in records.read_jsonl(folder / records.METRICS_FILE):
+        for line in runfolder.read_jsonl(folder / runfolder.METRICS_FILE):
             if line["split"] in sizes:
                 assert line["metrics"]["count"] == sizes[line["split"]]  # 50 and 37: uneven shards
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run import records
+from dsd.run.folder import RunFolder
 from dsd.run.study import RunConfig, run_study
 from tasks.flickr8k import glyphnet, standin
 from tasks.flickr8k.adapter import PRUNED, Flickr8kConfig, Flickr8kTask
@@ -38,7 +38,7 @@ def test_study_records(study: tuple[dict[str, Path], Path]) -> None:
     test_names = (standin.FOLDER, "Flickr8k_text", "Flickr_8k.testImages.txt")
     for method, folder in runs.items():
         result = files.read_json(folder / "result.json")
-        assert records.is_done(folder) and result["method"] == method
+        assert RunFolder(folder).is_done and result["method"] == method
         assert result["dataset"] == "digits captions stand-in" and result["model"] == "neuraltalk"
         assert result["description"]["encoder"] == "digits-cnn"
         assert result["description"]["images"] == TINY

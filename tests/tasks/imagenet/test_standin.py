@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from dsd import files
-from dsd.run import records
+from dsd.run.folder import RunFolder
 from dsd.run.study import RunConfig, run_study
 from tasks.imagenet import standin as standin_lib
 from tasks.imagenet.adapter import STANDIN_NAME, ImageNetConfig, ImageNetTask
@@ -118,7 +118,7 @@ def test_standin_study_end_to_end(standin: Path, tmp_path: Path) -> None:
     assert set(runs) == {"baseline", "dsd", "dense-control"}
     val_size = len(task.eval_datasets()["val"])
     for _method, folder in runs.items():
-        assert records.is_done(folder)
+        assert RunFolder(folder).is_done
         result = files.read_json(folder / "result.json")
         assert result["dataset"] == STANDIN_NAME and result["model"] == "resnet18"
         assert result["task_config"]["image_size"] == 28 and result["task_config"]["batch_size"] == 16

@@ -10,7 +10,7 @@ import soundfile
 import torch
 
 from dsd import files
-from dsd.run import records
+from dsd.run.folder import RunFolder
 from dsd.run.study import RunConfig, run_study
 from tasks.wsj.adapter import STANDIN_RECIPES, Config, SpeechTask
 from tasks.wsj.manifest import read_manifest, read_prepared
@@ -74,7 +74,7 @@ def test_standin_study_of_the_iterated_recipe_end_to_end(tmp_path):
     folders = run_study(task, RunConfig(results_dir=tmp_path / "results", progress=False, log_every=1))
     results = {f.parent.name.split("-")[0]: json.loads((f / "result.json").read_text()) for f in folders}
     assert sorted(results) == ["baseline", "dense", "dsd"]
-    assert all(records.is_done(f) for f in folders)
+    assert all(RunFolder(f).is_done for f in folders)
     labels = {m: [p["label"] for p in r["phases"]] for m, r in results.items()}
     assert labels == {"baseline": ["D"], "dsd": ["S50%", "D", "S25%", "D"], "dense": ["D", "D", "D", "D"]}
     for result in results.values():

@@ -1,0 +1,139 @@
+"""Configuration dataclasses whose fields carry their own help, and the flags made from them.
+
+A field is declared once, with its default, its help text and (where the values are few) its
+choices, next to each other::
+
+    arch: str = param("resnet18", "the torchvision architecture", choices=ARCHS)
+    weight_decay: float = param(-1.0, "-1: the architecture's original (1e-4 on ResNet)")
+
+The command line (``add_config_flags``) turns every field into a typed flag whose ``--help``
+shows that text, the default and the choices; the run's hash (``non_default_fields``) keeps only
+the fields that differ from their defaults and never a field marked ``path=True`` (a location,
+not a hyper-parameter), so adding a field never renames old runs and moving data never does.
+A subclass that re-declares a field with a plain default keeps its parent's help text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dsd.errors import ConfigError
+
+_NO_DEFAULT: Any = dataclasses.MISSING
+
+
+def param(
+    default: Any = _NO_DEFAULT,
+    help: str = "",
+    *,
+    choices: Iterable[Any] | None = None,
+    path: bool = False,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A dataclass field with its help text, its allowed values and whether it is a path."""
+    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "path": path}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _field_meta(config_type: type, name: str, key: str) -> Any:
+    """``key`` of the field's metadata, from the nearest class in the MRO that declares it."""
+    for klass in config_type.__mro__:
+        for field in dataclasses.fields(klass) if dataclasses.is_dataclass(klass) else ():
+            if field.name == name and field.metadata.get(key) is not None:
+                return field.metadata[key]
+    return None
+
+
+def help_of(config_type: type, name: str) -> str:
+    """The help text of a field (inherited from a parent class if re-declared without one)."""
+    return _field_meta(config_type, name, "help") or ""
+
+
+def choices_of(config_type: type, name: str) -> tuple[Any, ...] | None:
+    return _field_meta(config_type, name, "choices")
+
+
+def default_of(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    """A config dataclass as a plain dict."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def path_fields(config_type: type) -> set[str]:
+    """Names of the fields marked ``path=True`` (locations, kept out of the run's hash)."""
+    return {f.name for f in dataclasses.fields(config_type) if _field_meta(config_type, f.name, "path")}
+
+
+def non_default_fields(config: Any) -> dict[str, Any]:
+    """Fields of a config dataclass that differ from their defaults, without path fields."""
+    paths = path_fields(type(config))
+    changed = {}
+    for field in dataclasses.fields(config):
+        if field.name in paths:
+            continue
+        value = getattr(config, field.name)
+        if value != default_of(field):
+            changed[field.name] = value
+    return changed
+
+
+def check_choices(config: Any) -> None:
+    """Refuse a value outside a field's choices, naming the flag and listing the choices."""
+    for field in dataclasses.fields(config):
+        choices = choices_of(type(config), field.name)
+        value = getattr(config, field.name)
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"{flag_name(field.name)} {value!r} is not one of: {', '.join(map(str, choices))}"
+            )
+
+
+# ---------------------------------------------------------------------- command-line flags
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_type: type, title: str = "") -> None:
+    """One flag per field of a config dataclass: typed, defaulted, with the field's help and choices."""
+    hints = typing.get_type_hints(config_type)
+    group = parser.add_argument_group(title or f"{config_type.__name__} (task hyper-parameters)")
+    for field in dataclasses.fields(config_type):
+        kind = hints[field.name]
+        default = default_of(field)
+        text = help_of(config_type, field.name)
+        choices = choices_of(config_type, field.name)
+        if kind is bool:
+            group.add_argument(
+                flag_name(field.name), action=argparse.BooleanOptionalAction, default=default, help=text
+            )
+        elif kind in (int, float, str):
+            shown = f"{text} " if text else ""
+            group.add_argument(
+                flag_name(field.name),
+                type=kind,
+                default=default,
+                choices=choices,
+                metavar=None if choices else kind.__name__.upper(),
+                help=f"{shown}(default: {default!r})",
+            )
+        else:
+            raise TypeError(
+                f"{config_type.__name__}.{field.name}: flags support bool/int/float/str, not {kind}"
+            )
+
+
+def config_from_args(config_type: type, args: argparse.Namespace) -> Any:
+    return config_type(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)})

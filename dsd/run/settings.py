@@ -1,0 +1,58 @@
+"""How a study is run, as opposed to what it learns (that is the task's ``Config``).
+
+``RunConfig`` is what the command line's study flags fill in: methods, seeds, where results go,
+a scale on every phase length, the start point, and the loop settings shared by every run of the
+study. ``LoopConfig`` is the loop settings of one run (one seed). Of the loop settings only
+``amp`` and ``deterministic`` can change results, so only they enter a run's identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsd.run.config import param
+from dsd.run.records import METHODS
+
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass
+class LoopSettings:
+    """The loop settings every run of a study shares."""
+
+    amp: str = param(
+        "auto", "mixed precision on CUDA: auto (bf16 where supported, else fp16), bf16, fp16, off; "
+        "the CPU always runs fp32", choices=AMP_CHOICES,
+    )  # fmt: skip
+    deterministic: bool = param(False, "deterministic kernels (slower); CPU runs resume bit-identically")
+    eval_every: int = param(1, "validate every N epochs; 0: only at phase ends")
+    log_every: int = param(50, "optimizer steps between loss checks and progress updates")
+    device: str = param("auto", "cpu, cuda, cuda:N; auto: this rank's GPU when there is one, else the CPU")
+    progress: bool | None = param(None, "a progress bar; default: when stderr is a terminal")
+
+
+@dataclass
+class LoopConfig(LoopSettings):
+    """The loop settings of one run."""
+
+    seed: int = param(0, "seeds the model's initialisation, dropout and the data order")
+
+
+@dataclass
+class RunConfig(LoopSettings):
+    """What to run: which methods and seeds, where, at which scale, from which start."""
+
+    results_dir: Path = param(Path("results"), "where runs/, tables/ and figures/ go")
+    seeds: list[int] = param(help="one run of every method per seed", default_factory=lambda: [0])
+    methods: list[str] = param(help=f"of {', '.join(METHODS)}", default_factory=lambda: list(METHODS))
+    epochs_scale: float = param(1.0, "every phase length times this (stand-ins, smoke runs)")
+    start: str = param(
+        "", "'': train the dense phase; 'pretrained': the task's published weights; or a checkpoint file"
+    )
+
+    def loop(self, seed: int) -> LoopConfig:
+        """The loop settings of one seed's runs."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(LoopSettings)}
+        return LoopConfig(seed=seed, **shared)
