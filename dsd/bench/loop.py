@@ -35,7 +35,10 @@ from torch.utils.data import Dataset
 from dsd import files
 from dsd.run import dist, records
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.run.loop import LoopConfig, RunPlan, Trainer
+from dsd.run.folder import RunFolder
+from dsd.run.loop import RunLoop, RunPlan
+from dsd.run.records import RunRecord
+from dsd.run.settings import LoopConfig
 from dsd.schedule import Schedule
 
 
@@ -156,15 +159,17 @@ def bare_loop(model_fn: Any, batches: list[Any], device: torch.device) -> Timing
 
 
 def suite_loop(model_fn: Any, batches: list[Any], device: torch.device, sparse: bool) -> Timings:
-    """``dsd.run.loop.Trainer`` on the same batches (dense, or a sparse phase)."""
+    """``dsd.run.loop.RunLoop`` on the same batches (dense, or a sparse phase)."""
     task = _BenchTask(batches, model_fn)
     task.device_for_sync = device
     text = "S30%:1@0.01" if sparse else "D:1@0.01"
     with tempfile.TemporaryDirectory() as tmp:
-        record = {"task": "bench", "model": "resnet18", "method": "sparse" if sparse else "dense"}
-        plan = RunPlan(folder=Path(tmp) / "run", schedule=Schedule.parse(text), first_phase=0, record=record)
+        method = "sparse" if sparse else "dense"
+        record = RunRecord("bench", "resnet18", "synthetic", "bench/resnet18", method, seed=0)
+        folder = RunFolder(Path(tmp) / "run")
+        plan = RunPlan(folder=folder, schedule=Schedule.parse(text), first_phase=0, record=record)
         loop = LoopConfig(eval_every=0, log_every=10, device=str(device), progress=True)
-        Trainer(task, plan, loop, dist.DistInfo(0, 1, 0, device)).run()
+        RunLoop(task, plan, loop, dist.DistInfo(0, 1, 0, device)).run()
     return Timings(task.starts, task.ends)
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from dsd.schedule import Phase
+
 METHODS = ("baseline", "dsd", "dense-control")
 
 #: Libraries whose versions every record carries.
@@ -98,6 +100,23 @@ class PhaseResult:
     metrics: Metrics
     weights: str  # file name of its weights in the run folder
 
+    @classmethod
+    def of(
+        cls, phase: Phase, index: int, unit: str, steps: int, metrics: Metrics, weights: str
+    ) -> PhaseResult:
+        return cls(
+            index,
+            phase.label,
+            phase.kind,
+            phase.sparsity,
+            phase.length,
+            unit,
+            phase.lr,
+            steps,
+            metrics,
+            weights,
+        )
+
 
 @dataclass
 class RunResult(RunRecord):
@@ -130,6 +149,17 @@ class RunResult(RunRecord):
 
 
 _PHASE_KEYS = [f.name for f in dataclasses.fields(PhaseResult)]
+
+
+def load_record(folder: Path) -> RunRecord:
+    """The ``config.json`` of a run folder; ``ValueError`` names the file when it is unusable."""
+    path = Path(folder) / "config.json"
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in dataclasses.fields(RunRecord)}
+        return RunRecord(**{k: v for k, v in payload.items() if k in known})
+    except (OSError, ValueError, TypeError) as err:
+        raise ValueError(f"cannot read the run record {path}: {err}") from None
 
 
 def load_result(folder: Path) -> RunResult:

@@ -6,7 +6,8 @@
 
 Both branches start from the baseline's final weights, so the only difference between them is
 the pruning. Finished runs are found by their folder (hash of the configuration) and reused,
-never retrained; unfinished ones resume from their checkpoint.
+never retrained; unfinished ones resume from their checkpoint. A branch's record names the
+baseline it started from by that baseline's hash.
 """
 
 from __future__ import annotations
@@ -16,25 +17,31 @@ from typing import Any
 
 import torch
 
-from dsd import files
-from dsd.run import dist, records
-from dsd.run import folder as runfolder
+from dsd.errors import CheckpointError, ConfigError
+from dsd.files import file_sha256, safe_torch_load
+from dsd.run import dist
 from dsd.run.adapter import TaskAdapter
 from dsd.run.config import config_fields, non_default_fields
-from dsd.run.loop import RunPlan, Trainer
-from dsd.run.records import METHODS
+from dsd.run.folder import RunFolder
+from dsd.run.histograms import HistogramCapture
+from dsd.run.loop import RunLoop, RunPlan
+from dsd.run.records import METHODS, RunRecord, config_hash, library_versions, load_record, load_result
 from dsd.run.settings import RunConfig
 from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
+
+__all__ = ["RunConfig", "load_final_weights", "run_study", "study_recipe"]
+
+BRANCHES = ("dsd", "dense-control")
 
 
 def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0) -> Schedule:
     """The task's recipe (its config's, else its default), scaled, checked for a study."""
     recipe = Schedule.parse(adapter.config.recipe or adapter.default_recipe).scaled(epochs_scale)
     if recipe.phases[0].is_sparse:
-        raise ValueError(f"recipe {recipe} must start with a dense phase: the study's baseline")
+        raise ConfigError(f"recipe {recipe} must start with a dense phase: the study's baseline")
     if len(recipe.phases) < 2 or recipe.is_dense:
-        raise ValueError(f"recipe {recipe} needs a sparse phase after the dense baseline")
+        raise ConfigError(f"recipe {recipe} needs a sparse phase after the dense baseline")
     return recipe
 
 
@@ -42,7 +49,7 @@ def run_study(adapter: TaskAdapter, run: RunConfig) -> list[Path]:
     """Run (or reuse) every requested method for every seed; returns the run folders."""
     unknown = sorted(set(run.methods) - set(METHODS))
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     info = dist.init_distributed(run.device)
     if info.is_main:
         adapter.prepare()
@@ -53,10 +60,10 @@ def run_study(adapter: TaskAdapter, run: RunConfig) -> list[Path]:
     for seed in run.seeds:
         baseline = _baseline(adapter, run, recipe, seed, info, start_id, start_state)
         if "baseline" in run.methods:
-            folders.append(baseline)
-        for method in ("dsd", "dense-control"):
+            folders.append(baseline.path)
+        for method in BRANCHES:
             if method in run.methods:
-                folders.append(_branch(adapter, run, recipe, seed, info, method, baseline))
+                folders.append(_branch(adapter, run, recipe, seed, info, method, baseline).path)
     return folders
 
 
@@ -68,14 +75,14 @@ def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tenso
     if start == "pretrained":
         state = adapter.pretrained_state()
         if state is None:
-            raise ValueError(f"task {adapter.name} ({adapter.model_name}) has no pretrained weights")
+            raise ConfigError(f"task {adapter.name} ({adapter.model_name}) has no pretrained weights")
         start_id, source = f"pretrained:{adapter.model_name}", f"pretrained weights of {adapter.model_name}"
     else:
         path = Path(start)
         if not path.is_file():
-            raise FileNotFoundError(f"start checkpoint {path} does not exist")
-        state = files.safe_torch_load(path)
-        start_id, source = f"file:{files.file_sha256(path)}", f"start checkpoint {path}"
+            raise CheckpointError(f"start checkpoint {path} does not exist")
+        state = safe_torch_load(path)
+        start_id, source = f"file:{file_sha256(path)}", f"start checkpoint {path}"
     load_model_weights(adapter.build_model(), state, source)
     return start_id, state
 
@@ -90,42 +97,32 @@ def _identity(adapter: TaskAdapter, run: RunConfig) -> dict[str, Any]:
 
 
 def _record(
-    adapter: TaskAdapter,
-    run: RunConfig,
-    recipe: Schedule,
-    method: str,
-    seed: int,
-    run_hash: str,
-    schedule: Schedule | None,
-    start: str,
-    info: dist.DistInfo,
-) -> dict[str, Any]:
-    return {
-        "task": adapter.name,
-        "model": adapter.model_name,
-        "dataset": adapter.dataset_name,
-        "paper_key": adapter.paper_key,
-        "method": method,
-        "seed": seed,
-        "hash": run_hash,
-        "schedule": str(schedule) if schedule is not None else "",
-        "recipe": str(recipe),
-        "epochs_scale": run.epochs_scale,
-        "start": start,
-        "task_config": {k: v for k, v in config_fields(adapter.config).items()},
-        "description": adapter.description,
-        "metrics": {
+    adapter: TaskAdapter, run: RunConfig, recipe: Schedule, method: str, seed: int, info: dist.DistInfo
+) -> RunRecord:
+    """The record of one run (its hash, schedule and baseline link are filled in by the caller)."""
+    return RunRecord(
+        task=adapter.name,
+        model=adapter.model_name,
+        dataset=adapter.dataset_name,
+        paper_key=adapter.paper_key,
+        method=method,
+        seed=seed,
+        recipe=str(recipe),
+        epochs_scale=run.epochs_scale,
+        task_config=config_fields(adapter.config),
+        description=adapter.description,
+        metrics={
             name: {"higher_is_better": s.higher_is_better, "label": s.label or name, "percent": s.percent}
             for name, s in adapter.metrics.items()
         },
-        "primary_metric": adapter.primary_metric,
-        "splits": list(adapter.eval_datasets()),
-        "versions": records.library_versions(),
-        "world_size": info.world_size,
-        "device": info.device.type,
-        "amp": run.amp,
-        "deterministic": run.deterministic,
-    }
+        primary_metric=adapter.primary_metric,
+        splits=list(adapter.eval_datasets()),
+        versions=library_versions(),
+        world_size=info.world_size,
+        device=info.device.type,
+        amp=run.amp,
+        deterministic=run.deterministic,
+    )
 
 
 def _baseline(
@@ -136,27 +133,26 @@ def _baseline(
     info: dist.DistInfo,
     start_id: str,
     start_state: Any,
-) -> Path:
+) -> RunFolder:
     identity = _identity(adapter, run)
+    schedule = recipe.head()
     if start_id:
         identity["start"] = start_id
-        schedule = None
     else:
-        schedule = recipe.head()
         identity["schedule"] = str(schedule)
-    run_hash = records.config_hash(identity)
-    folder = runfolder.RunFolder.of(
-        run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed
-    ).path
-    if runfolder.RunFolder(folder).is_done:
+    run_hash = config_hash(identity)
+    folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed)
+    if folder.is_done:
         return folder
-    record = _record(adapter, run, recipe, "baseline", seed, run_hash, schedule, start_id, info)
-    plan = RunPlan(folder=folder, schedule=schedule or recipe.head(), first_phase=0, record=record)
-    trainer = Trainer(adapter, plan, run.loop(seed), info)
+    record = _record(adapter, run, recipe, "baseline", seed, info)
+    record.hash, record.start = run_hash, start_id
+    record.schedule = "" if start_id else str(schedule)
+    plan = RunPlan(folder=folder, schedule=schedule, first_phase=0, record=record)
+    loop = RunLoop(adapter, plan, run.loop(seed), info)
     if start_id:
-        trainer.evaluate_start(start_state)
+        loop.evaluate_start(start_state)
     else:
-        trainer.run()
+        loop.run()
     return folder
 
 
@@ -167,34 +163,32 @@ def _branch(
     seed: int,
     info: dist.DistInfo,
     method: str,
-    baseline: Path,
-) -> Path:
+    baseline: RunFolder,
+) -> RunFolder:
     schedule = recipe.tail() if method == "dsd" else recipe.tail().dense_control()
+    baseline_hash = load_record(baseline.path).hash
     identity = _identity(adapter, run)
-    baseline_hash = files.read_json(baseline / runfolder.CONFIG_FILE)["hash"]
     identity.update(schedule=str(schedule), baseline=baseline_hash)
-    run_hash = records.config_hash(identity)
-    folder = runfolder.RunFolder.of(
-        run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed
-    ).path
-    if runfolder.RunFolder(folder).is_done:
+    run_hash = config_hash(identity)
+    folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed)
+    if folder.is_done:
         return folder
-    record = _record(adapter, run, recipe, method, seed, run_hash, schedule, "", info)
-    record["baseline_run"] = str(baseline.relative_to(Path(run.results_dir)))
+    record = _record(adapter, run, recipe, method, seed, info)
+    record.hash, record.schedule = run_hash, str(schedule)
+    record.baseline_hash = baseline_hash
+    record.baseline_run = baseline.path.relative_to(Path(run.results_dir)).as_posix()
     plan = RunPlan(
         folder=folder,
         schedule=schedule,
         first_phase=1,
         record=record,
-        init_weights=baseline / "phase0.pt",
-        histograms=method == "dsd",
+        init_weights=baseline.phase_weights(0),
+        hooks=[HistogramCapture()] if method == "dsd" else [],
     )
-    Trainer(adapter, plan, run.loop(seed), info).run()
+    RunLoop(adapter, plan, run.loop(seed), info).run()
     return folder
 
 
 def load_final_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The weights a finished run ended with (its last phase's ``phase<i>.pt``)."""
-    result = files.read_json(Path(folder) / runfolder.RESULT_FILE)
-    name = result["phases"][-1]["weights"] if result["phases"] else "phase0.pt"
-    return files.safe_torch_load(Path(folder) / name)
+    return safe_torch_load(Path(folder) / load_result(folder).final_weights())

@@ -212,7 +212,7 @@ def test_metrics_lines_follow_the_record_format(reference: dict[str, Path]) -> N
 
 def test_data_loader_workers_default_to_none_on_cpu_and_share_the_cores_on_gpus(monkeypatch):
     """On CPU the training threads already use every core; on GPUs the loader gets them."""
-    from dsd.run import loop as train
+    from dsd.run import parts as train
 
     monkeypatch.setattr(train.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert train.default_workers(-1, 1, "cpu") == 0
