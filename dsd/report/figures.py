@@ -33,13 +33,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dsd.files import atomic_write_bytes
-from dsd.report.runs import Run, SkippedRunWarning, Study, group_studies, load_runs, skipped_runs_on_stderr
+from dsd.report.cells import ROLE_LABELS
+from dsd.report.runs import Run, SkippedRunWarning, load_runs, skipped_runs_on_stderr
+from dsd.report.studies import Study, group_studies
+from dsd.run.folder import RunFolder, read_jsonl
 from dsd.run.histograms import MOMENTS
-from dsd.run.folder import METRICS_FILE, read_jsonl
 
-HISTOGRAMS_FILE = "histograms.json"
 COLORS = {"baseline": "#222222", "dsd": "#1f77b4", "dense-control": "#ff7f0e"}
-LABELS = {"baseline": "baseline", "dsd": "DSD", "dense-control": "dense control"}
 
 
 # ====================================================================== histograms
@@ -98,7 +98,7 @@ def plot_histograms(source: Path, out_path: Path, title: str = "") -> Path:
     as one PNG at ``out_path``. A tall bar (the spike of restored zeros) is cut at a scale
     that keeps the other bars readable, and its count is written on it."""
     source = Path(source)
-    path = source / HISTOGRAMS_FILE if source.is_dir() else source
+    path = RunFolder(source).histograms if source.is_dir() else source
     data = load_histograms(path)
     edges = [float(e) for e in data["bin_edges"]]
     figure = Figure(figsize=(17, 3.6))  # fixed margins: constrained layout doubles the drawing time
@@ -133,7 +133,8 @@ def plot_histograms(source: Path, out_path: Path, title: str = "") -> Path:
 
 # ====================================================================== curves
 def _lines(run: Run) -> list[dict[str, Any]]:
-    path = run.folder / METRICS_FILE
+    """The run's ``metrics.jsonl`` lines (none when the file is gone)."""
+    path = run.files.metrics
     return read_jsonl(path) if path.is_file() else []
 
 
@@ -177,34 +178,34 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
     runs evaluate every epoch) of every method and seed of ``study``, as one PNG."""
     first = study.first
     metric = study.primary
-    split = split or first.splits[0]
+    split = split or first.result.splits[0]
     spec = study.specs[metric]
     figure = Figure(figsize=(10, 6.4))
     figure.subplots_adjust(left=0.08, right=0.98, bottom=0.09, top=0.9, hspace=0.12)
     loss_ax, metric_ax = figure.subplots(2, 1, sharex=True)
-    baselines = {run.seed: run for run in study.of("baseline")}
+    baselines = {run.result.seed: run for run in study.of("baseline")}
     ends: dict[int, tuple[float, float | None]] = {}
     drawn: set[str] = set()
     for run in study.of("baseline"):
         lines = _lines(run)
         train, evals = _series(lines, split, metric, 0.0)
         end = _end_epoch(lines)
-        final = run.final.get(split, {}).get(metric)
-        ends[run.seed] = (end, final)
+        final = run.result.final.get(split, {}).get(metric)
+        ends[run.result.seed] = (end, final)
         if final is not None and (not evals or evals[-1][0] < end):
             evals.append((end, float(final)))
         _draw(loss_ax, metric_ax, train, evals, "baseline", drawn)
     spans: list[tuple[float, float, str]] = []
     for method in ("dsd", "dense-control"):
         for run in study.of(method):
-            offset, final = ends.get(run.seed, (0.0, None))
+            offset, final = ends.get(run.result.seed, (0.0, None))
             lines = _lines(run)
             train, evals = _series(lines, split, metric, offset)
             if final is not None:  # the branch starts from the baseline's final weights
                 evals.insert(0, (offset, float(final)))
             _draw(loss_ax, metric_ax, train, evals, method, drawn)
             if method == "dsd" and not spans:
-                base = baselines.get(run.seed)
+                base = baselines.get(run.result.seed)
                 spans = _phase_spans(_lines(base), 0.0) if base is not None else []
                 spans += _phase_spans(lines, offset)
     for start, end, label in spans:
@@ -230,7 +231,7 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
         ax.grid(alpha=0.3)
     if drawn:
         metric_ax.legend(loc="best", fontsize=8)
-    seeds = sorted({run.seed for run in study.runs})
+    seeds = sorted({run.result.seed for run in study.runs})
     figure.suptitle(
         f"{study.paper_key} on {study.dataset}: recipe {study.recipe}  (seeds {', '.join(map(str, seeds))})",
         fontsize=10,
@@ -239,7 +240,7 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
 
 
 def _draw(loss_ax, metric_ax, train, evals, method: str, drawn: set[str]) -> None:
-    label = None if method in drawn else LABELS[method]
+    label = None if method in drawn else ROLE_LABELS[method]
     drawn.add(method)
     if train:
         loss_ax.plot(*zip(*train, strict=True), color=COLORS[method], lw=1.0, alpha=0.8, label=label)
@@ -268,15 +269,15 @@ def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
         except (ValueError, KeyError, TypeError) as err:
             warnings.warn(SkippedRunWarning(f"skipping the curves of study {study.key}: {err}"), stacklevel=2)
         for run in study.of("dsd")[:1]:  # the first seed's; other seeds: plot_histograms(run folder)
-            if not (run.folder / HISTOGRAMS_FILE).is_file():
+            if not run.files.histograms.is_file():
                 continue
+            r = run.result
             title = (
-                f"{run.paper_key} on {run.dataset}, seed {run.seed}: weights of {{tensor}} "
-                "at the five DSD moments"
+                f"{r.paper_key} on {r.dataset}, seed {r.seed}: weights of {{tensor}} at the five DSD moments"
             )
             try:
-                tensor = load_histograms(run.folder / HISTOGRAMS_FILE).get("tensor", "?")
-                path = out_dir / f"histograms_{stem}_seed{run.seed}.png"
+                tensor = load_histograms(run.files.histograms).get("tensor", "?")
+                path = out_dir / f"histograms_{stem}_seed{r.seed}.png"
                 written.append(plot_histograms(run.folder, path, title.format(tensor=tensor)))
             except ValueError as err:
                 warnings.warn(

@@ -3,17 +3,25 @@
 Every file has the same columns (see ``results/paper/README.md``): one published figure per line,
 keyed by ``paper_key``, metric, split, the branch (``method``) and the phase it was measured
 after. ``value`` keeps the printed digits.
+
+The paper also decides how our studies are shown beside it: each on the split the paper reports
+its primary metric on (``report_split``), in the row order of its Table 1 (``in_table1_order``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from dsd.report.runs import METHODS
+from dsd.run.records import METHODS
+
+if TYPE_CHECKING:
+    from dsd.report.studies import Study
 
 TABLE1 = "Table 1"
 PAPER_COLUMNS = (
@@ -124,3 +132,23 @@ def paper_phase_cell(
 def table1_order(paper: pd.DataFrame) -> list[str]:
     """The paper keys in Table 1's row order."""
     return list(dict.fromkeys(paper.loc[paper["source"] == TABLE1, "paper_key"]))
+
+
+def in_table1_order(studies: Sequence[Study], paper: pd.DataFrame) -> list[Study]:
+    """``studies`` in Table 1's row order (studies of rows it lacks last), then by name."""
+    rank = {key: i for i, key in enumerate(table1_order(paper))}
+    return sorted(studies, key=lambda s: (rank.get(s.paper_key, len(rank)), s.paper_key, s.dataset, s.recipe))
+
+
+def report_split(study: Study, paper: pd.DataFrame) -> str:
+    """The split the study is reported on: the paper's split for its primary metric when our
+    runs have it (Table 1 first), else the task's first split."""
+    values = study.role_values
+    ours = set(values.loc[values["metric"] == study.primary, "split"])
+    rows = paper[(paper["paper_key"] == study.paper_key) & (paper["metric"] == study.primary)]
+    rows = rows.assign(_t=(rows["source"] != TABLE1).astype(int)).sort_values(["_t", "order"])
+    splits = study.first.result.splits
+    for split in [*rows["split"], *splits]:
+        if split in ours:
+            return split
+    return sorted(ours)[0] if ours else splits[0]

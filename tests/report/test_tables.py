@@ -21,15 +21,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dsd.report.runs import SkippedRunWarning
-from dsd.report.tables import (
-    Stat,
-    build_tables,
-    group_studies,
-    load_paper,
-    load_runs,
-    main,
-)
+from dsd.report.paper import load_paper
+from dsd.report.runs import SkippedRunWarning, load_runs
+from dsd.report.stats import Stat
+from dsd.report.studies import group_studies
+from dsd.report.tables import build_tables, main
 
 HERE = Path(__file__).resolve().parents[1]
 RECORDS = HERE / "fixtures" / "records"

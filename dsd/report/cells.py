@@ -1,0 +1,76 @@
+"""The words every table shares: role and metric labels, footnotes, paper figures, the runs list.
+
+Kept in one place so that the overview and the per-task tables name things the same way: a row
+called "dense control" in one is never "control" in the other, and a paper figure always carries
+the dataset it was measured on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dsd.report.paper import PaperCell
+from dsd.report.stats import MISSING
+from dsd.report.studies import Study
+from dsd.run.records import METHODS
+
+#: What the tables compare: each method's final metrics, and the DSD run after its first sparse phase.
+ROLES = ("baseline", "sparse", "dsd", "dense-control")
+ROLE_LABELS = {"baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "dense control"}
+
+
+def metric_label(name: str, spec: dict[str, Any], arrow: bool = True) -> str:
+    """``BLEU-4 ↑``, ``top-1 error (%) ↓``: the record's label, its unit and which way is better."""
+    label = spec.get("label") or name
+    if spec.get("percent"):
+        label += " (%)"
+    if arrow:
+        label += " ↑" if spec.get("higher_is_better") else " ↓"
+    return label
+
+
+def start_text(start: str) -> str:
+    """Where a baseline's weights came from, for people."""
+    return start or "trained from scratch"
+
+
+class Notes:
+    """Footnotes of one table, numbered in order of first use."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def mark(self, note: str) -> str:
+        """`` [i]`` pointing at ``note`` (added if new); "" for no note."""
+        if not note:
+            return ""
+        if note not in self.texts:
+            self.texts.append(note)
+        return f" [{self.texts.index(note) + 1}]"
+
+    def lines(self) -> list[str]:
+        return [f"[{i}] {text}" for i, text in enumerate(self.texts, 1)]
+
+
+def paper_text(cell: PaperCell | None, notes: Notes, with_where: bool) -> str:
+    """A paper figure as printed, with its dataset and split when asked and its footnote mark."""
+    if cell is None:
+        return MISSING
+    where = f" ({cell.where})" if with_where else ""
+    return f"{cell.value}{where}{notes.mark(cell.note)}"
+
+
+def runs_lines(studies: Sequence[Study]) -> list[str]:
+    """One line per study for a document's "Runs" section: recipe, scale, start and seeds."""
+    lines = []
+    for study in studies:
+        seeds = "; ".join(
+            f"{ROLE_LABELS[m]} {','.join(str(r.result.seed) for r in study.of(m)) or 'none'}" for m in METHODS
+        )
+        scale = study.first.result.epochs_scale
+        lines.append(
+            f"{study.paper_key} on {study.dataset} (study {study.key}): recipe `{study.recipe}` "
+            f"(epochs ×{scale:g}), start: {start_text(study.start)}; seeds: {seeds}"
+        )
+    return lines

@@ -1,0 +1,149 @@
+"""Studies: how finished runs group, and what a study measured, as tidy frames.
+
+A *study* is a baseline run and the branches (``dsd``, ``dense-control``) that start from its
+weights under one recipe, over seeds; the tables and curves are drawn per study. A branch names
+its baseline by hash in its record (``RunResult.baseline_hash``); records that cannot name it are
+grouped by what they share instead (task, dataset, recipe, scale and task config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from dsd.report.runs import Run
+from dsd.run.records import Metrics
+
+
+@dataclass
+class Study:
+    """A baseline and the branches that start from it under one recipe, over seeds."""
+
+    key: str
+    paper_key: str
+    task: str
+    model: str
+    dataset: str
+    recipe: str
+    runs: list[Run] = field(default_factory=list)
+
+    def of(self, method: str) -> list[Run]:
+        """The runs of ``method``, in seed order."""
+        return sorted((r for r in self.runs if r.result.method == method), key=lambda r: r.result.seed)
+
+    @property
+    def first(self) -> Run:
+        """The representative record: a dsd run if any (it has every phase), else the first."""
+        return (self.of("dsd") or self.of("dense-control") or self.of("baseline"))[0]
+
+    @property
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Metric name -> {higher_is_better, label, percent}."""
+        return self.first.result.metrics
+
+    @property
+    def primary(self) -> str:
+        return self.first.result.primary_metric
+
+    @property
+    def metric_order(self) -> list[str]:
+        """Metrics in reading order (records store them sorted by name): numbered families in
+        number order (BLEU-1..4, top-1 / top-5), a primary metric without a number first (WER, CER)."""
+        names = sorted(
+            self.specs, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)]
+        )
+        if not any(ch.isdigit() for ch in self.primary):
+            names.remove(self.primary)
+            names.insert(0, self.primary)
+        return names
+
+    @property
+    def iterated(self) -> bool:
+        """More than one sparse phase (D-S-D-S-D): shown per phase, like the speech tables."""
+        return any(sum(p.kind == "sparse" for p in r.result.phases) > 1 for r in self.of("dsd"))
+
+    @property
+    def start(self) -> str:
+        """Where the baseline's weights came from ("" = trained from scratch)."""
+        starts = {r.result.start for r in self.of("baseline")}
+        return ", ".join(sorted(starts)) if starts else "unknown (no baseline run)"
+
+    # Measurements, built once the study is complete (``group_studies`` returns it so).
+    @cached_property
+    def role_values(self) -> pd.DataFrame:
+        """One row per (role, seed, split, metric): baseline, dsd and dense-control are each
+        run's final metrics; sparse is the dsd run after its first sparse phase."""
+        rows = []
+        for run in self.runs:
+            r = run.result
+            rows += [(r.method, r.seed, *cell) for cell in _cells(r.final)]
+            sparse = next((p for p in r.phases if p.kind == "sparse"), None)
+            if r.method == "dsd" and sparse is not None:
+                rows += [("sparse", r.seed, *cell) for cell in _cells(sparse.metrics)]
+        return pd.DataFrame(rows, columns=["role", "seed", "split", "metric", "value"])
+
+    @cached_property
+    def phase_values(self) -> pd.DataFrame:
+        """One row per (method, phase, seed, split, metric); a start-only baseline is phase 0."""
+        rows = []
+        for run in self.runs:
+            r = run.result
+            phases = [(p.index, p.metrics) for p in r.phases] or [(0, r.final)]
+            for index, metrics in phases:
+                rows += [(r.method, index, r.seed, *cell) for cell in _cells(metrics)]
+        return pd.DataFrame(rows, columns=["method", "phase", "seed", "split", "metric", "value"])
+
+
+def _cells(block: Metrics) -> Iterator[tuple[str, str, float]]:
+    """(split, metric, value) of every number in a split -> metric -> value block."""
+    for split, metrics in block.items():
+        for metric, value in metrics.items():
+            yield split, metric, float(value)
+
+
+def _study_id(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def group_studies(runs: Sequence[Run]) -> list[Study]:
+    """Group runs into studies: branches by (their baseline run, recipe); a baseline joins every
+    study whose branches start from it (one baseline can serve several recipes with its head)."""
+    studies: dict[str, Study] = {}
+
+    def study_for(run: Run) -> Study:
+        r = run.result
+        if run.study_baseline:
+            ident = [r.paper_key, r.dataset, run.study_baseline, r.recipe]
+        else:  # records without the link: same task, data, recipe, scale and config
+            config = {k: v for k, v in r.task_config.items() if k != "recipe"}
+            ident = [r.paper_key, r.dataset, r.recipe, r.epochs_scale, config]
+        key = _study_id(ident)
+        if key not in studies:
+            studies[key] = Study(key, r.paper_key, r.task, r.model, r.dataset, r.recipe)
+        return studies[key]
+
+    branches = [run for run in runs if run.result.method != "baseline"]
+    for run in branches:
+        study_for(run).runs.append(run)
+    for run in runs:
+        if run.result.method != "baseline":
+            continue
+        homes = [s for s in studies.values() if run.study_baseline and _serves(run, s)]
+        for study in homes or [study_for(run)]:
+            study.runs.append(run)
+    return list(studies.values())
+
+
+def _serves(baseline: Run, study: Study) -> bool:
+    """Whether ``study``'s branches start from ``baseline`` (on the same paper row and dataset)."""
+    same_row = (baseline.result.paper_key, baseline.result.dataset) == (study.paper_key, study.dataset)
+    return same_row and any(
+        r.study_baseline == baseline.study_baseline for r in study.runs if r.result.method != "baseline"
+    )
