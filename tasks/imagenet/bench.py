@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from dsd import files
 from dsd.run import records
-from dsd.run.loop import default_workers
+from dsd.run.parts import default_workers
 from dsd.run.sampling import EpochBatchSampler
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 
