@@ -9,21 +9,19 @@ vary: one reference scored against the other four gets BLEU-4 of about 29, so a 
 BLEU-4 is far from 100 and the dense baseline leaves room for DSD to show a difference.
 
 Written in Flickr-8K's own files (``Flickr8k_text/Flickr8k.token.txt`` with the split lists,
-``Flicker8k_Dataset/*.jpg``) so the real loader reads it. Built once, atomically (in a temp
-folder renamed into place), in a folder named by the generator's version.
+``Flicker8k_Dataset/*.jpg``) so the real loader reads it. Built once, atomically
+(``dsd.run.standin.build_once``), in a folder named by the generator's version.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from dsd.run.standin import build_once
 from tasks.flickr8k.corpus import IMAGE_FOLDERS, SPLIT_FILES, TOKEN_FILE
 
 VERSION = 2
@@ -54,26 +52,17 @@ class Glyph:
     size: int
 
 
+TOKEN_FOLDER = "Flickr8k_text"
+
+
 def ensure_standin(cache_dir: Path) -> Path:
     """The stand-in's root folder under ``cache_dir``, built first if missing (idempotent)."""
-    root = Path(cache_dir) / FOLDER
-    if (root / TOKEN_FOLDER / TOKEN_FILE).is_file():
-        return root
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}.", dir=cache_dir))
-    try:
-        write_standin(tmp)
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            if not (root / TOKEN_FOLDER / TOKEN_FILE).is_file():  # not a finished concurrent build
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return build_once(Path(cache_dir) / FOLDER, write_standin, is_complete)
 
 
-TOKEN_FOLDER = "Flickr8k_text"
+def is_complete(root: Path) -> bool:
+    """Whether ``root`` holds a finished stand-in (the token file is written last)."""
+    return (root / TOKEN_FOLDER / TOKEN_FILE).is_file()
 
 
 def glyph_pools(count: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:

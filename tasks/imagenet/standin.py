@@ -12,8 +12,8 @@ stratified split of the 1797 samples), so the validation error measures generali
 handwriting, not to new canvases of a seen digit.
 
 Everything is a pure function of ``StandinSpec`` (each canvas has its own seeded generator), so
-two builds are byte-identical. The tree is built in a temporary folder beside its destination and
-renamed into place, so an interrupted build never leaves a half-written tree behind.
+two builds are byte-identical. ``dsd.run.standin.build_once`` builds the tree beside its
+destination and renames it into place, so an interrupted build never leaves a half-written tree.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from dsd.run.standin import build_once
 
 #: Bump when the rendering changes in a way the spec does not capture (renames the cache folder).
 RENDER_VERSION = 3
@@ -161,7 +160,7 @@ def image_name(sample: int, canvas: int) -> str:
 
 
 def build_tree(root: Path, spec: StandinSpec) -> dict:
-    """Write the stand-in under ``root`` (which must not exist); returns the manifest."""
+    """Write the stand-in into the empty folder ``root``; returns the manifest."""
     images, labels = load_digits_arrays()
     splits = split_indices(labels, spec.val_digits_per_class, spec.seed)
     canvases = {"train": spec.train_canvases, "val": spec.val_canvases}
@@ -191,18 +190,5 @@ def build_tree(root: Path, spec: StandinSpec) -> dict:
 def ensure_standin(cache_dir: Path, spec: StandinSpec | None = None) -> Path:
     """The stand-in tree under ``cache_dir`` (built once; idempotent and atomic); its root."""
     spec = spec or StandinSpec()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    final = cache_dir / f"digits-standin-{spec.key()}"
-    if (final / MANIFEST).is_file():
-        return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache_dir))
-    try:
-        build_tree(tmp / "tree", spec)
-        try:
-            os.replace(tmp / "tree", final)
-        except OSError:
-            if not (final / MANIFEST).is_file():  # not a concurrent builder's finished tree
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    final = Path(cache_dir) / f"digits-standin-{spec.key()}"
+    return build_once(final, lambda root: build_tree(root, spec), lambda root: (root / MANIFEST).is_file())

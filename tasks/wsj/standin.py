@@ -14,7 +14,7 @@ Determinism: eSpeak's synthesis draws random numbers (seeded per utterance here 
 voice of one split) therefore runs in a fresh process (``tasks/wsj/espeak_worker.py``, a
 plain script that imports neither ``tasks`` nor torch) in a fixed order, so the corpus is the
 same bytes whatever the number of processes running jobs side by side. It is built once per
-specification under the cache folder, in a temporary folder renamed into place when complete.
+specification under the cache folder, atomically (``dsd.run.standin.build_once``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
+from dsd.run.standin import build_once
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
 
 TRAIN_VOICES = ("en", "en-us", "en+f3", "en+m3", "en-us+f2", "en+klatt")
@@ -147,49 +146,42 @@ def build_standin(cache_dir: Path, spec: StandinSpec | None = None, processes: i
     """The stand-in's prepared folder (``train.jsonl``, ``test.jsonl``), built if missing."""
     spec = spec or StandinSpec()
     final = standin_folder(cache_dir, spec)
-    if read_prepared(final) is not None:
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        splits = plan(spec)
-        jobs = []
-        for split, lines in splits.items():
-            (work / "audio" / split).mkdir(parents=True)
-            voices = sorted({line.voice for line in lines})
-            jobs += [([ln for ln in lines if ln.voice == v], str(work / "audio" / split)) for v in voices]
-        processes = processes or max(1, min(len(jobs), os.cpu_count() or 1))
-        with ThreadPoolExecutor(processes) as pool:  # threads that each wait on one worker process
-            durations: dict[str, float] = {}
-            for result in pool.map(_run_worker, jobs):
-                durations.update(result)
-        counts = {}
-        for split, lines in splits.items():
-            folder = work / "audio" / split
-            utterances = [
-                Utterance(ln.utt_id, folder / f"{ln.utt_id}.wav", ln.text, durations[ln.utt_id], OUTPUT_RATE)
-                for ln in lines
-            ]
-            write_manifest(work / f"{split}.jsonl", utterances)
-            counts[split] = len(utterances)
-        write_prepared(
-            work,
-            "espeak stand-in",
-            counts,
-            {},
-            spec=asdict(spec),
-            voices={"train": list(TRAIN_VOICES), "test": list(TEST_VOICES)},
-            hours={s: round(sum(durations[ln.utt_id] for ln in ls) / 3600, 3) for s, ls in splits.items()},
-        )
-        try:
-            os.replace(work, final)
-        except OSError:  # another process finished first: keep its copy
-            if read_prepared(final) is None:
-                raise
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-    return final
+    return build_once(
+        final, lambda work: _speak(work, spec, processes), lambda f: read_prepared(f) is not None
+    )
+
+
+def _speak(work: Path, spec: StandinSpec, processes: int | None) -> None:
+    """Synthesize every utterance of ``spec`` into ``work``, then its manifests, ``prepared.json`` last."""
+    splits = plan(spec)
+    jobs = []
+    for split, lines in splits.items():
+        (work / "audio" / split).mkdir(parents=True)
+        voices = sorted({line.voice for line in lines})
+        jobs += [([ln for ln in lines if ln.voice == v], str(work / "audio" / split)) for v in voices]
+    processes = processes or max(1, min(len(jobs), os.cpu_count() or 1))
+    with ThreadPoolExecutor(processes) as pool:  # threads that each wait on one worker process
+        durations: dict[str, float] = {}
+        for result in pool.map(_run_worker, jobs):
+            durations.update(result)
+    counts = {}
+    for split, lines in splits.items():
+        folder = work / "audio" / split
+        utterances = [
+            Utterance(ln.utt_id, folder / f"{ln.utt_id}.wav", ln.text, durations[ln.utt_id], OUTPUT_RATE)
+            for ln in lines
+        ]
+        write_manifest(work / f"{split}.jsonl", utterances)
+        counts[split] = len(utterances)
+    write_prepared(
+        work,
+        "espeak stand-in",
+        counts,
+        {},
+        spec=asdict(spec),
+        voices={"train": list(TRAIN_VOICES), "test": list(TEST_VOICES)},
+        hours={s: round(sum(durations[ln.utt_id] for ln in ls) / 3600, 3) for s, ls in splits.items()},
+    )
 
 
 def _run_worker(job: tuple[list[_Line], str]) -> dict[str, float]:
