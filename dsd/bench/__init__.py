@@ -1,0 +1,15 @@
+"""The benchmark room: what the engine and the training loop cost, measured against targets.
+
+Nothing here is needed to use the engine (``import dsd`` does not import this package). One job
+per module:
+
+- ``engine``: the engine benchmark and its command (``python -m dsd.bench.engine``): step time
+  sparse ÷ dense and ours ÷ ``torch.nn.utils.prune``, bytes held per pruned weight, the checks
+  against the targets and the printed table.
+- ``prune``: ``prune()`` wall time and peak extra memory, layer and global scope.
+- ``models``: the models, fixed batches and sparsity the engine benchmarks run on.
+- ``probes``: the measuring instruments: step timers, the engine-hook clock, peak memory, and
+  the machine a result was measured on.
+- ``loop``: the loop-overhead benchmark (``python -m dsd.bench.loop``): what the training loop
+  adds per step beside a bare PyTorch loop.
+"""

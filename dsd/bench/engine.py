@@ -17,11 +17,9 @@ Four figures, each printed beside its target (PASS / MISS) and written as JSON u
 
 Step times are measured in one run with the variants interleaved round-robin (the start rotates
 every round), so slow phases of a shared machine hit all of them alike; figures are medians.
-CPU timing uses ``time.perf_counter``; CUDA timing uses CUDA events. Peak memory on CPU is the
-resident set (``VmHWM`` of ``/proc/self/status`` after resetting it through
-``/proc/self/clear_refs``, and RSS sampled from ``/proc/self/statm`` every millisecond in a
-thread; the larger is kept) minus the RSS before the call; on CUDA it is
-``torch.cuda.max_memory_allocated`` minus the allocation before the call.
+How time and memory are read (``perf_counter`` or CUDA events; resident set or CUDA allocation)
+is ``dsd.bench.probes``; the models are ``dsd.bench.models``; figure 4 is ``dsd.bench.prune``.
+This module holds figures 1 to 3, the checks against the targets, the table and the command.
 """
 
 from __future__ import annotations
@@ -29,18 +27,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import ctypes
 import datetime as dt
-import gc
 import os
-import platform
-import re
 import statistics
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +39,13 @@ import torch
 from torch import nn
 
 from dsd import files
+from dsd.bench.models import SPARSITY, StepModel, prune_models, step_models
+from dsd.bench.probes import HookClock, Timer, device_kind, environment
+from dsd.bench.prune import bench_prune
 from dsd.engine import DSD
 from dsd.masks import pruned_count
 from dsd.selection import select_prunable
 
-SPARSITY = 0.3  # the paper's sparsity for the ImageNet CNNs
 SCHEMA = 1
 VARIANTS = ("dense", "dsd", "torch_prune")
 
@@ -66,147 +59,7 @@ TARGETS = {
 }
 
 
-# ----------------------------------------------------------------------------- the models
-@dataclass
-class StepModel:
-    """A model to time training steps on, with one fixed batch."""
-
-    name: str
-    build: Callable[[], nn.Module]
-    batch: Callable[[torch.device], tuple[torch.Tensor, torch.Tensor]]
-    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-class LSTMModel(nn.Module):
-    """A 2-layer LSTM over feature frames with a per-frame classifier (a speech-like model)."""
-
-    def __init__(self, features: int, hidden: int, classes: int) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(features, hidden, num_layers=2)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.lstm(x)[0])
-
-
-def _frame_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
-
-
-def step_models(quick: bool) -> list[StepModel]:
-    """ResNet-18 and a 2-layer LSTM, sized so one step on two CPU cores takes about half a second.
-
-    The engine's cost per step is fixed per pruned weight (two passes over the weights and their
-    gradients), so the ratio to the dense step falls as the batch grows; the JSON also gives the
-    difference in milliseconds."""
-    import torchvision
-
-    batch, pixels = (2, 32) if quick else (16, 112)
-    steps, lstm_batch, features, hidden = (8, 2, 16, 32) if quick else (50, 32, 256, 512)
-    classes = 10 if quick else 100
-
-    def image_batch(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = torch.Generator().manual_seed(1)
-        x = torch.randn(batch, 3, pixels, pixels, generator=gen)
-        return x.to(device), torch.randint(0, 1000, (batch,), generator=gen).to(device)
-
-    def frame_batch(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = torch.Generator().manual_seed(2)
-        x = torch.randn(steps, lstm_batch, features, generator=gen)
-        return x.to(device), torch.randint(0, classes, (steps, lstm_batch), generator=gen).to(device)
-
-    return [
-        StepModel(
-            "resnet18",
-            lambda: torchvision.models.resnet18(weights=None),
-            image_batch,
-            nn.functional.cross_entropy,
-            {"batch": batch, "pixels": pixels},
-        ),
-        StepModel(
-            "lstm",
-            lambda: LSTMModel(features, hidden, classes),
-            frame_batch,
-            _frame_loss,
-            {"layers": 2, "hidden": hidden, "features": features, "steps": steps, "batch": lstm_batch},
-        ),
-    ]
-
-
-def prune_models(quick: bool) -> dict[str, Callable[[], nn.Module]]:
-    """The models ``prune()`` is timed on: VGG-16 and ResNet-50 (quick: two small ones)."""
-    import torchvision
-
-    if quick:
-        return {
-            "mobilenet_v3_small": lambda: torchvision.models.mobilenet_v3_small(weights=None),
-            "lstm": lambda: LSTMModel(64, 128, 10),
-        }
-    return {
-        "vgg16": lambda: torchvision.models.vgg16(weights=None),
-        "resnet50": lambda: torchvision.models.resnet50(weights=None),
-    }
-
-
-# ----------------------------------------------------------------------------- timing
-class Timer:
-    """Seconds of one call: ``perf_counter`` on CPU, CUDA events (after a sync) on CUDA."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-
-    def __call__(self, fn: Callable[[], Any]) -> float:
-        if self.cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            return start.elapsed_time(end) / 1000.0
-        start_s = time.perf_counter()
-        fn()
-        return time.perf_counter() - start_s
-
-
-class HookClock:
-    """Time spent inside the engine's two optimizer hooks, per step.
-
-    Stamps are optimizer hooks registered before the engine's (``__init__``) and after them
-    (``close``); hooks run in registration order, so each pair brackets the engine's work."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.stamps: list[list[Any]] = []
-        optimizer.register_step_pre_hook(lambda *_: self.stamps.append([self._now()]))
-        optimizer.register_step_post_hook(lambda *_: self.stamps[-1].append(self._now()))
-
-    def close(self, optimizer: torch.optim.Optimizer) -> None:
-        optimizer.register_step_pre_hook(lambda *_: self.stamps[-1].append(self._now()))
-        optimizer.register_step_post_hook(lambda *_: self.stamps[-1].append(self._now()))
-
-    def _now(self) -> Any:
-        if not self.cuda:
-            return time.perf_counter()
-        event = torch.cuda.Event(enable_timing=True)
-        event.record()
-        return event
-
-    def seconds(self, skip: int) -> list[float]:
-        """Seconds inside the engine's hooks for each step after the first ``skip``.
-
-        Each step's stamps: before the engine's pre-step hook, after it, before its post-step
-        hook, after it."""
-        if self.cuda:
-            torch.cuda.synchronize()
-            return [
-                (pre.elapsed_time(pre_end) + post.elapsed_time(post_end)) / 1000.0
-                for pre, pre_end, post, post_end in self.stamps[skip:]
-            ]
-        return [(pre_end - pre) + (post_end - post) for pre, pre_end, post, post_end in self.stamps[skip:]]
-
-
+# ----------------------------------------------------------------------------- step time
 def _torch_prune(model: nn.Module, names: list[str], sparsity: float) -> None:
     """Mask the same tensors with ``torch.nn.utils.prune`` at the same count of zeros."""
     from torch.nn.utils import prune
@@ -340,154 +193,6 @@ def bytes_held(models: dict[str, nn.Module], engine: DSD) -> dict[str, Any]:
     return result
 
 
-# ----------------------------------------------------------------------------- peak memory
-class PeakMemory:
-    """Peak memory above the level at entry, during a ``with`` block."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.extra_bytes = 0
-        self.method = ""
-
-    @staticmethod
-    def rss() -> int:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    @staticmethod
-    def _hwm() -> int | None:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return None
-
-    @staticmethod
-    def _reset_hwm() -> bool:
-        try:
-            with open("/proc/self/clear_refs", "w") as clear:
-                clear.write("5")
-            return True
-        except OSError:
-            return False
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
-            self.method = "torch.cuda.max_memory_allocated minus the allocation before the call"
-            return self
-        _release_free_memory()
-        self.base = self.rss()
-        self.hwm_reset = self._reset_hwm()
-        self.sampled = self.base
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self.stop.is_set():
-            self.sampled = max(self.sampled, self.rss())
-            time.sleep(0.001)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.extra_bytes = torch.cuda.max_memory_allocated(self.device) - self.base
-            return
-        self.stop.set()
-        self.thread.join()
-        peak = max(self.sampled, self.rss())
-        hwm = self._hwm() if self.hwm_reset else None
-        if hwm is not None:
-            peak = max(peak, hwm)
-        self.extra_bytes = peak - self.base
-        self.method = (
-            "resident set: max of VmHWM (reset through /proc/self/clear_refs) and RSS sampled every "
-            "1 ms, minus RSS before the call (free heap returned to the OS first; glibc mmap "
-            "threshold pinned at 64 KiB so freed temporaries leave the resident set)"
-            if hwm is not None
-            else "resident set sampled every 1 ms from /proc/self/statm, minus RSS before the call"
-        )
-
-
-#: glibc's mallopt() parameter for the size from which blocks are mmapped (freed straight back).
-_M_MMAP_THRESHOLD = -3
-
-
-def _release_free_memory() -> None:
-    """Return free heap pages to the OS, so that the RSS baseline holds no reusable slack.
-
-    Also pin glibc's mmap threshold at 64 KiB. By default glibc raises it after every large
-    free, so later temporaries land on the heap and stay resident after they are freed: the
-    resident set then counts what earlier benchmarks in the same process left behind (measured:
-    ResNet-50's prune() at 1.8x its largest tensor alone, 3.4x after the VGG-16 runs). With the
-    threshold pinned, the resident set follows the live allocations.
-    """
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
-        libc.malloc_trim(0)
-
-
-def bench_prune(build: Callable[[], nn.Module], device: torch.device, repeats: int) -> dict[str, Any]:
-    """``prune()`` wall time and peak extra memory, layer and global scope interleaved."""
-    torch.manual_seed(0)
-    model = build().to(device)
-    engine = DSD(model, torch.optim.SGD(model.parameters(), lr=0.1))
-    originals = [t.param.detach().clone() for t in engine.tensors]
-    timer = Timer(device)
-    runs: dict[str, list[dict[str, float]]] = {"layer": [], "global": []}
-    method = ""
-    for _ in range(repeats):
-        for scope in ("layer", "global"):
-            with torch.no_grad():
-                for t, original in zip(engine.tensors, originals, strict=True):
-                    t.param.copy_(original)
-            with PeakMemory(device) as peak:
-                cpu_start = time.process_time()
-                seconds = timer(lambda scope=scope: engine.prune(SPARSITY, scope=scope))
-                cpu_seconds = time.process_time() - cpu_start
-            masks_bytes = sum(m.numel() * m.element_size() for m in engine.masks.values())
-            engine.redense()
-            runs[scope].append(
-                {
-                    "seconds": seconds,
-                    "cpu_seconds": cpu_seconds,
-                    "peak_extra_bytes": peak.extra_bytes,
-                    "masks_bytes": masks_bytes,
-                }
-            )
-            method = peak.method
-    engine.remove()
-    largest = max(t.numel * t.param.element_size() for t in engine.tensors)
-    result: dict[str, Any] = {
-        "weights": sum(t.numel for t in engine.tensors),
-        "tensors": len(engine.tensors),
-        "largest_tensor_bytes": largest,
-        "memory_method": method,
-    }
-    for scope, scope_runs in runs.items():
-        peak_bytes = max(r["peak_extra_bytes"] for r in scope_runs)  # the worst run
-        masks_bytes = scope_runs[0]["masks_bytes"]
-        result[scope] = {
-            "seconds_median": statistics.median(r["seconds"] for r in scope_runs),
-            "seconds": [r["seconds"] for r in scope_runs],
-            # CPU time of this process, all threads: on a shared machine, what wall time would be
-            # on a quiet one with one thread (it exceeds wall time when threads run in parallel)
-            "cpu_seconds": [r["cpu_seconds"] for r in scope_runs],
-            "peak_extra_bytes": peak_bytes,  # everything above the level before the call
-            "masks_bytes": masks_bytes,  # the result kept (1 byte per weight), part of the peak
-            "working_bytes": peak_bytes - masks_bytes,  # what the computation itself needed
-            "working_over_largest_tensor": (peak_bytes - masks_bytes) / largest,
-        }
-    result["global_over_layer"] = result["global"]["seconds_median"] / result["layer"]["seconds_median"]
-    return result
-
-
 # ----------------------------------------------------------------------------- the report
 def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each figure beside its target, as rows for the table and the JSON."""
@@ -564,33 +269,8 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def device_kind(device: torch.device) -> str:
-    """``cpu`` or e.g. ``cuda-nvidia-h200``: the file-name tag of a result."""
-    if device.type != "cuda":
-        return device.type
-    name = torch.cuda.get_device_name(device).lower()
-    return "cuda-" + re.sub(r"[^a-z0-9]+", "-", name).strip("-")
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "device": str(device),
-        "kind": device_kind(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-    }
-    with contextlib.suppress(OSError):
-        info["load_average_at_start"] = list(os.getloadavg())
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def run(device: torch.device, repeats: int, quick: bool, prune_repeats: int) -> dict[str, Any]:
+    """Every figure on ``device``, with the machine it was measured on and the checks."""
     started = dt.datetime.now(dt.timezone.utc)
     result: dict[str, Any] = {
         "schema": SCHEMA,

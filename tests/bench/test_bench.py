@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dsd.bench import engine as bench
+from dsd.bench import probes
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -103,7 +104,7 @@ def test_memory_accounting_counts_masks_and_prunes_copies():
 
 
 def test_device_kind_and_bad_flags(capsys):
-    assert bench.device_kind(torch.device("cpu")) == "cpu"
+    assert probes.device_kind(torch.device("cpu")) == "cpu"
     with pytest.raises(SystemExit):
         bench.main(["--repeats", "-1"])
     assert "--repeats" in capsys.readouterr().err
