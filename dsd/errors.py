@@ -28,3 +28,8 @@ class DataError(UserError, ValueError):
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint file that is missing, not weights-only loadable, or of another model."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the suite never downloads (published weights, ...) is not where it must be; the
+    message names the file and where to put it."""

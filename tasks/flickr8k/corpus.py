@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dsd import errors
 from tasks.flickr8k.text import tokenize
 
 SPLITS = ("train", "val", "test")
@@ -61,7 +62,7 @@ ISSUE_NAMES = (
 )
 
 
-class DataError(ValueError):
+class DataError(errors.DataError):
     """A dataset file that does not hold what Flickr-8K's files hold."""
 
 
@@ -125,7 +126,7 @@ def resolve_annotations(root: Path, fmt: str = "auto", override: str = "") -> tu
     ``auto`` prefers Karpathy's JSON (the paper's split) and falls back to the token file.
     """
     if fmt not in ANNOTATION_FORMATS:
-        raise DataError(f"annotations must be one of {ANNOTATION_FORMATS}, got {fmt!r}")
+        raise errors.ConfigError(f"annotations must be one of {ANNOTATION_FORMATS}, got {fmt!r}")
     if override:
         path = Path(override).expanduser()
         if not path.is_file():

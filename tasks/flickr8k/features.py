@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from dsd.errors import ConfigError, UserError
 from dsd.files import atomic_torch_save, safe_torch_load
 from tasks.flickr8k.corpus import DataError
 
@@ -35,6 +36,11 @@ ENCODERS = ("vgg16-fc7", "digits-cnn", "pixels")
 PIXEL_SIZE = (24, 32)  # height, width
 CACHE_FOLDER = "flickr8k-features"
 CACHE_VERSION = 1
+
+
+class WeightsUnavailableError(UserError, RuntimeError):
+    """Published encoder weights neither in torchvision's cache nor downloadable; the message
+    names the file and where to copy it."""
 
 
 @dataclass
@@ -84,7 +90,7 @@ def load_or_compute(
 ) -> FeatureTable:
     """The cached features of ``names`` under ``images_dir``, computed first when missing."""
     if encoder not in ENCODERS:
-        raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+        raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     path = cache_path(cache_dir, encoder, images_dir, names)
     if path.is_file():
         table = read_table(path)
@@ -240,7 +246,7 @@ def pretrained_state_dict(weights: object) -> dict[str, torch.Tensor]:
     try:
         return weights.get_state_dict(progress=True, check_hash=True)  # type: ignore[attr-defined]
     except Exception as err:  # URLError, HTTPError, socket errors, ...
-        raise RuntimeError(
+        raise WeightsUnavailableError(
             f"the pretrained weights {target.name} are not on this machine and could not be downloaded "
             f"({type(err).__name__}: {err}). Download {url} elsewhere and copy it to {target} "
             "(torchvision's cache: $TORCH_HOME/hub/checkpoints, TORCH_HOME defaulting to ~/.cache/torch)"

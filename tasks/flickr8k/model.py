@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dsd.errors import ConfigError
 from tasks.flickr8k.text import END_ID, PAD_ID, START_ID
 
 INIT_RANGE = 0.1
@@ -126,7 +127,7 @@ def beam_search(
     returns as ``greedy``; ``beam=1`` is greedy decoding.
     """
     if beam < 1:
-        raise ValueError(f"beam size must be at least 1, got {beam}")
+        raise ConfigError(f"beam size must be at least 1, got {beam}")
     batch, device = features.shape[0], features.device
     h, c = model.initial_state(features)
     h, c = h.repeat_interleave(beam, dim=1), c.repeat_interleave(beam, dim=1)

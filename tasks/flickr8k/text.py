@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from dsd.errors import ConfigError
+
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
 PAD_ID, START_ID, END_ID, UNK_ID = range(4)
@@ -43,7 +45,7 @@ class Vocabulary:
         the output layer's bias starts at the log of these frequencies, as in NeuralTalk.
         """
         if min_count < 1:
-            raise ValueError(f"min_count must be at least 1, got {min_count}")
+            raise ConfigError(f"min_count must be at least 1, got {min_count}")
         counter: Counter[str] = Counter()
         sentences = 0
         for tokens in captions:

@@ -36,6 +36,7 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from dsd import files
+from dsd.errors import DataError, UserError
 
 SPLITS = ("train", "val")
 INDEX_VERSION = 1
@@ -48,8 +49,12 @@ CROP_RATIO = 0.875
 PARALLEL_VERIFY_MIN = 4000
 
 
-class DataTreeError(ValueError):
+class DataTreeError(DataError):
     """The tree on disk is not an ImageFolder tree the task can train on."""
+
+
+class ImageReadError(UserError, RuntimeError):
+    """An image that cannot be read while training (it changed after the verify pass)."""
 
 
 @dataclass
@@ -268,7 +273,7 @@ class ImageList(Dataset):
             with Image.open(path) as image:
                 image = image.convert("RGB")
         except Exception as err:
-            raise RuntimeError(
+            raise ImageReadError(
                 f"cannot read image {path} ({type(err).__name__}: {err}); it changed after the verify "
                 "pass, or verification was skipped"
             ) from None

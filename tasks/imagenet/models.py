@@ -21,6 +21,7 @@ import torch
 import torchvision
 from torch import nn
 
+from dsd.errors import CheckpointError, ConfigError, MissingFileError
 from dsd.schedule import PAPER_RECIPES
 
 
@@ -94,7 +95,7 @@ ARCHS: dict[str, ArchSpec] = {
 
 def arch_spec(arch: str) -> ArchSpec:
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHS)}")
     return ARCHS[arch]
 
 
@@ -122,7 +123,7 @@ def weights_entry(arch: str, name: str) -> torchvision.models.WeightsEnum:
         return enum[name] if name != "DEFAULT" else enum.DEFAULT
     except KeyError:
         valid = ", ".join(["DEFAULT", *enum.__members__])
-        raise ValueError(f"{enum.__name__} has no weights {name!r}; valid: {valid}") from None
+        raise ConfigError(f"{enum.__name__} has no weights {name!r}; valid: {valid}") from None
 
 
 def hub_checkpoint_path(url: str) -> Path:
@@ -150,7 +151,7 @@ def read_cached_weights(url: str, label: str) -> dict[str, torch.Tensor]:
     """
     path = hub_checkpoint_path(url)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained weights {label} are not in the torch hub cache: expected the file {path}. "
             f"This machine does not download them; fetch {url} on a machine with internet and copy it "
             f"to {path.parent}/ (set TORCH_HOME to use another cache; the file goes to "
@@ -163,14 +164,14 @@ def read_cached_weights(url: str, label: str) -> dict[str, torch.Tensor]:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
         if not digest.hexdigest().startswith(match.group(1)):
-            raise ValueError(
+            raise CheckpointError(
                 f"{path} is corrupt or incomplete: its sha256 starts with {digest.hexdigest()[:8]}, its "
                 f"name says {match.group(1)}. Delete it and copy {url} again."
             )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"cannot read {path} as {label} ({type(err).__name__}: {err})") from None
+        raise CheckpointError(f"cannot read {path} as {label} ({type(err).__name__}: {err})") from None
 
 
 def fit_published_state(
@@ -181,7 +182,7 @@ def fit_published_state(
     has none (``aux_heads=False``)."""
     published_classes = 1000
     if num_classes != published_classes:
-        raise ValueError(
+        raise ConfigError(
             f"torchvision's pretrained {arch} predicts the {published_classes} ImageNet classes, but the "
             f"data has {num_classes} class folders; start from scratch or from a checkpoint of your own"
         )

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from dsd.errors import ConfigError
 from dsd.run.standin import build_once
 
 #: Bump when the rendering changes in a way the spec does not capture (renames the cache folder).
@@ -76,7 +77,7 @@ def split_indices(labels: np.ndarray, val_per_class: int, seed: int) -> dict[str
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         if val_per_class >= len(members):
-            raise ValueError(
+            raise ConfigError(
                 f"val_digits_per_class={val_per_class} leaves no training digit of class {label}"
             )
         val.append(rng.permutation(members)[:val_per_class])

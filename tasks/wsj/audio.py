@@ -20,17 +20,18 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
+from dsd.errors import DataError, UserError
 from tasks.wsj.features import SAMPLE_RATE
 
 SPHERE_MAGIC = b"NIST_1A"
 SPH2PIPE = "sph2pipe"
 
 
-class AudioError(ValueError):
+class AudioError(DataError):
     """An audio file that cannot be used; the message names the file."""
 
 
-class SphereConversionError(RuntimeError):
+class SphereConversionError(UserError, RuntimeError):
     """A NIST SPHERE file and no ``sph2pipe`` to convert it; the message says what to do."""
 
 

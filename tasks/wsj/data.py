@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from dsd.errors import DataError
 from tasks.wsj import audio as audiolib
 from tasks.wsj.ctc import frames_needed
 from tasks.wsj.features import SAMPLE_RATE, LogSpectrogram, frames_of_duration
@@ -74,7 +75,7 @@ class SpeechDataset(Dataset):
             count = self.issues[problem]
             warnings.warn(f"{name}: {count} utterance(s) {action}, {problem}; first: {example}", stacklevel=2)
         if not kept:
-            raise ValueError(f"{name}: no usable utterance (skipped: {dict(self.issues)})")
+            raise DataError(f"{name}: no usable utterance (skipped: {dict(self.issues)})")
         if sort_by_length:
             kept.sort(key=lambda item: (item[0].duration, item[0].id))
         self.utterances = [u for u, _ in kept]

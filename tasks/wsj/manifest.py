@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from dsd import files
+from dsd.errors import DataError
 
 PREPARED_FILE = "prepared.json"
 FORMAT_VERSION = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(DataError):
     """A manifest line that cannot be read; the message names the file and line."""
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dsd.errors import ConfigError
 from tasks.wsj.features import N_BINS
 from tasks.wsj.text import NUM_CLASSES
 
@@ -115,7 +116,7 @@ class DeepSpeech1(nn.Module):
     ) -> None:
         super().__init__()
         if context < 0 or stride < 1:
-            raise ValueError(f"need context >= 0 and stride >= 1, got context={context}, stride={stride}")
+            raise ConfigError(f"need context >= 0 and stride >= 1, got context={context}, stride={stride}")
         self.context, self.stride = context, stride
         window = n_bins * (2 * context + 1)
         self.fc1 = nn.Linear(window, hidden)
@@ -189,13 +190,13 @@ class DeepSpeech2(nn.Module):
     ) -> None:
         super().__init__()
         if rnn not in ("gru", "rnn"):
-            raise ValueError(f"rnn must be 'gru' or 'rnn', got {rnn!r}")
+            raise ConfigError(f"rnn must be 'gru' or 'rnn', got {rnn!r}")
         if rnn_layers < 1:
-            raise ValueError(f"need at least one recurrent layer, got {rnn_layers}")
+            raise ConfigError(f"need at least one recurrent layer, got {rnn_layers}")
         self.rnn_kind = rnn
         (f1, t1), (f2, t2) = conv_kernels
         if min(f1, t1, f2, t2) < 1 or t1 % 2 == 0 or t2 % 2 == 0:
-            raise ValueError(f"conv kernels need positive sizes and odd time extents, got {conv_kernels}")
+            raise ConfigError(f"conv kernels need positive sizes and odd time extents, got {conv_kernels}")
         channels = conv_channels
         self.conv = nn.Sequential(
             nn.Conv2d(1, channels, (f1, t1), stride=(2, 2), padding=(f1 // 2, t1 // 2), bias=False),

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dsd.errors import ConfigError, UserError
 from tasks.wsj import audio as audiolib
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
 from tasks.wsj.text import clean_spaces
@@ -64,7 +65,7 @@ _NDX_LINE = re.compile(r"^(?P<cd>[0-9_]+):\s*(?P<path>\S+)$")
 _SHOWN = 5  # skipped files named in a warning
 
 
-class PreparationError(RuntimeError):
+class PreparationError(UserError, RuntimeError):
     """The corpus folder is not laid out as expected; the message says what was looked for."""
 
 
@@ -74,7 +75,7 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
     A folder already prepared for the same corpus is reused unless ``force``.
     """
     if corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; valid: {', '.join(CORPORA)}")
+        raise ConfigError(f"unknown corpus {corpus!r}; valid: {', '.join(CORPORA)}")
     src_dir, out_dir = Path(src_dir).expanduser(), Path(out_dir).expanduser()
     if not src_dir.is_dir():
         raise PreparationError(f"{corpus} folder {src_dir} does not exist")

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
+from dsd.errors import ConfigError
 from dsd.run.standin import build_once
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
 
@@ -83,11 +84,11 @@ class StandinSpec:
 
     def __post_init__(self) -> None:
         if not 1 <= self.vocabulary <= len(WORDS):
-            raise ValueError(f"vocabulary must be in 1..{len(WORDS)}, got {self.vocabulary}")
+            raise ConfigError(f"vocabulary must be in 1..{len(WORDS)}, got {self.vocabulary}")
         if not 1 <= self.min_words <= self.max_words:
-            raise ValueError(f"need 1 <= min_words <= max_words, got {self.min_words}, {self.max_words}")
+            raise ConfigError(f"need 1 <= min_words <= max_words, got {self.min_words}, {self.max_words}")
         if self.train_utterances < 1 or self.test_utterances < 1:
-            raise ValueError("the stand-in needs at least one training and one test utterance")
+            raise ConfigError("the stand-in needs at least one training and one test utterance")
 
     @property
     def key(self) -> str:
