@@ -13,16 +13,16 @@ A task's own flags are generated from its ``Config`` dataclass (``--arch``, ``--
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
+import re
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
 from dsd.run import dist
-from dsd.run.adapter import TaskAdapter
+from dsd.run.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
+from dsd.run.config import add_config_flags, choices_of, config_from_args, help_of
 from dsd.run.study import METHODS, RunConfig, run_study
 from tasks import get_task, task_names
 
@@ -42,30 +42,19 @@ def data_from_env(task: str) -> Path | None:
     return None
 
 
-# ---------------------------------------------------------------------- flags from dataclasses
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+# ---------------------------------------------------------------------- flags
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help texts as written: argparse %-formats them, so a literal ``%`` (``S30%``, ``5-10 %``)
+    is doubled first; an on/off flag whose text does not say its default gets it appended."""
 
-
-def add_config_flags(parser: argparse.ArgumentParser, config_type: type) -> None:
-    """One flag per field of a config dataclass, typed and defaulted from the field."""
-    hints = typing.get_type_hints(config_type)
-    group = parser.add_argument_group(f"{config_type.__name__} (task hyper-parameters)")
-    for field in dataclasses.fields(config_type):
-        kind = hints[field.name]
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        if kind is bool:
-            group.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, default=default)
-        elif kind in (int, float, str):
-            group.add_argument(_flag(field.name), type=kind, default=default, help=f"(default: {default!r})")
-        else:
-            raise TypeError(
-                f"{config_type.__name__}.{field.name}: flags support bool/int/float/str, not {kind}"
-            )
-
-
-def config_from_args(config_type: type, args: argparse.Namespace) -> Any:
-    return config_type(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_type)})
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text is None:
+            return None
+        text = re.sub(r"%(?![(%])", "%%", text)
+        if isinstance(action, argparse.BooleanOptionalAction) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _seeds(text: str) -> list[int]:
@@ -88,35 +77,48 @@ def _methods(text: str) -> list[str]:
 
 # ---------------------------------------------------------------------- run
 def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentParser:
+    """The flags of ``run <task>``: the study's (help from ``RunConfig``), then the task's ``Config``."""
     parser = argparse.ArgumentParser(
         prog=f"dsd-suite run {task}",
         description=f"Run the {task} study: baseline, DSD and the equal-length dense control.",
+        formatter_class=_HelpFormatter,
     )
+    study = parser.add_argument_group("the study (how it runs, not what it learns)")
     env = " or ".join(f"${name}" for name in DATA_ENV.get(task, ())) or "none"
-    parser.add_argument(
+    study.add_argument(
         "--data",
         type=Path,
         default=data_from_env(task),
+        metavar="DIR",
         help=f"the real dataset (default: {env} when set, else the task's stand-in)",
     )
-    parser.add_argument(
-        "--method", dest="methods", type=_methods, default=list(METHODS), help="all, or a comma list"
+    run = RunConfig()
+
+    def add(flag: str, field: str, lead: str = "", shown: str | None = "%(default)s", **kwargs: Any) -> None:
+        """A study flag filling ``RunConfig.<field>``, with that field's help and default."""
+        text = lead + help_of(RunConfig, field) + (f" (default: {shown})" if shown else "")
+        study.add_argument(flag, dest=field, default=getattr(run, field), help=text, **kwargs)
+
+    add("--method", "methods", "all, or a comma list ", "all", type=_methods, metavar="METHODS")
+    add("--seeds", "seeds", "comma list: ", ",".join(map(str, run.seeds)), type=_seeds, metavar="SEEDS")
+    add("--results", "results_dir", type=Path, metavar="DIR")
+    add("--start", "start", shown=None, metavar="pretrained|FILE")
+    add("--epochs-scale", "epochs_scale", type=float, metavar="FLOAT")
+    add("--amp", "amp", choices=choices_of(RunConfig, "amp"))
+    add("--deterministic", "deterministic", shown=None, action="store_true")
+    add("--eval-every", "eval_every", type=int, metavar="N")
+    add("--log-every", "log_every", type=int, metavar="N")
+    add("--device", "device", metavar="DEVICE")
+    add("--progress", "progress", shown=None, action=argparse.BooleanOptionalAction)
+    study.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=CACHE_ROOT,
+        metavar="DIR",
+        help=f"stand-ins and feature caches go to DIR/{task} (default: %(default)s)",
     )
-    parser.add_argument("--seeds", type=_seeds, default=[0], help="comma list (default: 0)")
-    parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every phase length")
-    parser.add_argument("--start", default="", help="'pretrained' or a checkpoint file (skips training D0)")
-    parser.add_argument(
-        "--results", dest="results_dir", type=Path, default=Path("results"), help="results folder"
-    )
-    parser.add_argument("--cache-dir", type=Path, default=Path("data"), help="stand-ins and feature caches")
-    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
-    parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
-    parser.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (0: phase ends)")
-    parser.add_argument("--log-every", type=int, default=50, help="steps between loss checks")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--no-tables", action="store_true", help="skip rebuilding all tables and figures")
-    add_config_flags(parser, adapter_type.Config)
+    study.add_argument("--no-tables", action="store_true", help="skip rebuilding all tables and figures")
+    add_config_flags(parser, adapter_type.Config, title=f"the {task} task (what it learns)")
     return parser
 
 
@@ -128,9 +130,9 @@ def cmd_run(task: str, argv: list[str]) -> int:
         return 2
     args = run_parser(task, adapter_type).parse_args(argv)
     config = config_from_args(adapter_type.Config, args)
-    adapter = adapter_type(config, args.data, args.cache_dir / task)
+    adapter = adapter_type(config, args.data, default_cache_dir(task, args.cache_dir))
     if dist.is_main():
-        print(banner(task, adapter, args.data), file=sys.stderr)
+        print(banner(task, adapter), file=sys.stderr)
     run = config_from_args(RunConfig, args)
     folders = run_study(adapter, run)
     if dist.is_main():
@@ -144,12 +146,12 @@ def cmd_run(task: str, argv: list[str]) -> int:
     return 0
 
 
-def banner(task: str, adapter: TaskAdapter, data: Path | None) -> str:
+def banner(task: str, adapter: TaskAdapter) -> str:
     """Says loudly which dataset runs, and how to point the task at the real one."""
-    if data is not None:
-        return f"== {task}: {adapter.dataset_name} at {data} =="
+    if not adapter.is_standin:
+        return f"== {task}: {adapter.dataset_name} at {adapter.data_dir} =="
     env = " or ".join(DATA_ENV.get(task, ())) or "the data path"
-    hint = getattr(adapter, "data_hint", "")
+    hint = adapter.data_hint
     return (
         f"== {task}: no dataset given, running on the {adapter.dataset_name.upper()} (made here, tiny). ==\n"
         f"   Its numbers show the pipeline works; they are not the paper's. To run on the real data:\n"
@@ -163,8 +165,7 @@ def build_outputs(results: Path) -> None:
     from dsd.report import figures as plots
     from dsd.report import tables as report
 
-    report.main(["--runs", str(results / "runs"), "--paper", str(results / "paper"),
-                 "--out", str(results / "tables"), "--show"])  # fmt: skip
+    report.main(["--runs", str(results / "runs"), "--out", str(results / "tables"), "--show"])
     plots.main(["--runs", str(results / "runs"), "--out", str(results / "figures")])
 
 

@@ -22,7 +22,19 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dsd.run.config import param
+from dsd.run.config import check_choices, param
+
+#: Where every task keeps its stand-in and caches unless told otherwise: ``data/<task>``.
+CACHE_ROOT = Path("data")
+
+
+def default_cache_dir(task_name: str, root: Path = CACHE_ROOT) -> Path:
+    """A task's cache folder (stand-in data, feature caches, prepared corpora) under ``root``.
+
+    One rule for the adapters' constructors, the command line's ``--cache-dir`` and the scripts
+    that rebuild an adapter from a run folder, so they all find the same stand-in.
+    """
+    return Path(root) / task_name
 
 
 @dataclass(frozen=True)
@@ -56,18 +68,39 @@ class TaskAdapter(abc.ABC):
         Config: the task's ``TaskConfig`` subclass; the command line is generated from it.
         metrics: metric name -> ``MetricSpec``; every name ``compute_metrics`` returns.
         primary_metric: the metric the overview table shows.
+        data_hint: how to point the task at its real data (the command line's stand-in banner).
     """
 
     name: ClassVar[str]
     Config: ClassVar[type[TaskConfig]] = TaskConfig
     metrics: ClassVar[dict[str, MetricSpec]]
     primary_metric: ClassVar[str]
+    data_hint: ClassVar[str] = ""
 
-    def __init__(self, config: TaskConfig, data_dir: Path | None, cache_dir: Path) -> None:
-        """``data_dir``: the real dataset, or None for the stand-in, built under ``cache_dir``."""
-        self.config = config
-        self.data_dir = data_dir
-        self.cache_dir = cache_dir
+    def __init__(
+        self, config: TaskConfig | None = None, data_dir: Path | None = None, cache_dir: Path | None = None
+    ) -> None:
+        """``config``: the task's ``Config`` (None: its defaults). ``data_dir``: the real dataset,
+        or None for the stand-in, built under ``cache_dir`` (None: ``default_cache_dir``)."""
+        config = self.Config() if config is None else config
+        if not isinstance(config, self.Config):
+            raise TypeError(f"expected a {self.Config.__name__}, got {type(config).__name__}")
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self.cache_dir = default_cache_dir(self.name) if cache_dir is None else Path(cache_dir)
+        check_choices(config)
+        self.config = self.resolve_config(config)
+
+    def resolve_config(self, config: TaskConfig) -> TaskConfig:
+        """``config`` as the runs use it: placeholders (a 0 meaning "the dataset's default")
+        replaced by their values, and checked (``ConfigError``). The loop, the run record and the
+        run's hash all see the returned config. Runs once, in the constructor, after ``data_dir``
+        and ``cache_dir`` are set (so ``is_standin`` is known)."""
+        return config
+
+    @property
+    def is_standin(self) -> bool:
+        """Whether this adapter runs on its stand-in (no ``data_dir``) rather than the real data."""
+        return self.data_dir is None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -82,7 +115,8 @@ class TaskAdapter(abc.ABC):
 
     @property
     def paper_key(self) -> str:
-        """Key of this task and model in ``results/paper/*.csv`` (e.g. ``imagenet/resnet18``)."""
+        """Key of this task and model in the paper's tables (``dsd/report/published/*.csv``),
+        e.g. ``imagenet/resnet18``."""
         return f"{self.name}/{self.model_name}"
 
     @property

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,8 +36,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.run.config import param
 from dsd.schedule import PAPER_RECIPES
 from tasks.flickr8k import bleu, corpus, features, standin
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
@@ -56,6 +58,7 @@ STANDIN_RECIPE = "D:6@1e-3 S80%:3@1e-4 D:2@1e-5 decay=none"
 STANDIN_BATCH, STANDIN_RMSPROP_ALPHA = 50, 0.99
 NEURALTALK_BATCH, NEURALTALK_RMSPROP_ALPHA = 100, 0.999
 FEATURE_NORMS = ("auto", "standardize", "none")
+FLICKR8K_NAME, STANDIN_NAME = "Flickr-8K", "digits captions stand-in"  # in run hashes: never change
 PRUNED = ("image_projection.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "output.weight")
 
 
@@ -63,26 +66,43 @@ PRUNED = ("image_projection.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "
 class Flickr8kConfig(TaskConfig):
     """NeuralTalk's hyper-parameters (its ``driver.py`` defaults) and the data options."""
 
-    batch_size: int = 0  # 0: NeuralTalk's 100 (the stand-in: 50)
-    eval_batch_size: int = 500  # images decoded at once (no effect on results)
-    grad_clip: float = 5.0  # global norm (NeuralTalk: element-wise at 5)
-    workers: int = 0  # features are in memory: worker processes would only add start-up time
-    embed_size: int = 256  # image projection and word embedding
-    hidden_size: int = 256  # LSTM
-    dropout: float = 0.5  # on the LSTM's inputs and outputs
-    rmsprop_alpha: float = 0.0  # 0: NeuralTalk's decay_rate 0.999 (the stand-in: 0.99)
-    rmsprop_eps: float = 1e-8
-    min_word_count: int = 5  # vocabulary: words seen at least this often in training captions
-    max_caption_length: int = 20  # words; longer training captions are cut, decoding stops here
-    beam_size: int = 1  # test-split decoding; 1 = greedy, the paper's (val is always greedy)
-    encoder: str = "auto"  # vgg16-fc7 | digits-cnn | pixels | auto (vgg16-fc7; stand-in: digits-cnn)
-    # standardize: each feature to zero mean, unit variance over the training images;
-    # auto: none for vgg16-fc7 (NeuralTalk read fc7 as is), standardize for the stand-in's encoders
-    feature_norm: str = "auto"
-    annotations: str = "auto"  # karpathy | token-file | auto (Karpathy's JSON when present)
-    skip_bad_data: bool = False  # count and skip bad caption lines / missing or broken images
-    annotations_file: str = field(default="", metadata={"path": True})  # default: found in data_dir
-    images_dir: str = field(default="", metadata={"path": True})  # default: found in data_dir
+    batch_size: int = param(
+        0, f"captions per batch; 0: NeuralTalk's {NEURALTALK_BATCH} (the stand-in: {STANDIN_BATCH})"
+    )
+    eval_batch_size: int = param(500, "images decoded at once (no effect on results)")
+    grad_clip: float = param(5.0, "largest global gradient norm (NeuralTalk clipped each element at 5)")
+    workers: int = param(0, "DataLoader workers; 0, as the features are in memory: workers add only start-up")
+    embed_size: int = param(256, "width of the image projection and the word embedding")
+    hidden_size: int = param(256, "width of the LSTM")
+    dropout: float = param(0.5, "dropout on the LSTM's inputs and outputs")
+    rmsprop_alpha: float = param(
+        0.0,
+        f"RMSprop's decay of its squared-gradient average; 0: NeuralTalk's {NEURALTALK_RMSPROP_ALPHA} "
+        f"(the stand-in: {STANDIN_RMSPROP_ALPHA})",
+    )
+    rmsprop_eps: float = param(1e-8, "RMSprop's epsilon")
+    min_word_count: int = param(5, "vocabulary: words seen at least this often in the training captions")
+    max_caption_length: int = param(20, "words; longer training captions are cut, decoding stops here")
+    beam_size: int = param(1, "test-split decoding; 1: greedy, the paper's (val is always greedy)")
+    encoder: str = param(
+        "auto",
+        "the frozen image encoder; auto: vgg16-fc7 on Flickr-8K, digits-cnn on the stand-in",
+        choices=("auto", *features.ENCODERS),
+    )
+    feature_norm: str = param(
+        "auto",
+        "standardize: each feature to zero mean, unit variance over the training images; auto: none "
+        "for vgg16-fc7 (NeuralTalk read fc7 as is), standardize for the other encoders",
+        choices=FEATURE_NORMS,
+    )
+    annotations: str = param(
+        "auto",
+        "the captions' format; auto: Karpathy's JSON (the paper's split) when present, else the token file",
+        choices=corpus.ANNOTATION_FORMATS,
+    )
+    skip_bad_data: bool = param(False, "count and skip bad caption lines and missing or broken images")
+    annotations_file: str = param("", "the captions file; empty: found under --data", path=True)
+    images_dir: str = param("", "the images folder; empty: found under --data", path=True)
 
 
 @dataclass
@@ -156,45 +176,32 @@ class Flickr8kTask(TaskAdapter):
         f"bleu{n}": MetricSpec(higher_is_better=True, label=f"BLEU-{n}") for n in range(1, 5)
     }
     primary_metric: ClassVar[str] = "bleu4"
-    #: Shown by the command line's banner when it runs the stand-in.
     data_hint: ClassVar[str] = (
         "a folder holding Flicker8k_Dataset/ (the images) and Flickr8k_text/ (Flickr8k.token.txt and "
         "the Flickr_8k.*Images.txt split lists) and/or Karpathy's dataset_flickr8k.json"
     )
+    config: Flickr8kConfig
 
-    def __init__(
-        self,
-        config: Flickr8kConfig | None = None,
-        data_dir: Path | None = None,
-        cache_dir: Path = Path("results/cache"),
-    ) -> None:
-        config = config or Flickr8kConfig()
-        standin_data = data_dir is None
+    def resolve_config(self, config: Flickr8kConfig) -> Flickr8kConfig:  # type: ignore[override]
+        """The 0 placeholders resolved (NeuralTalk's values, or the stand-in's); checked."""
         if config.batch_size < 0 or config.rmsprop_alpha < 0:
-            raise ValueError("batch_size and rmsprop_alpha must be positive (0: the default)")
-        config = dataclasses.replace(
+            raise ConfigError("batch_size and rmsprop_alpha must be positive (0: the default)")
+        if config.beam_size < 1:
+            raise ConfigError(f"beam_size must be at least 1, got {config.beam_size}")
+        if config.max_caption_length < 1:
+            raise ConfigError(f"max_caption_length must be at least 1, got {config.max_caption_length}")
+        standin_data = self.is_standin
+        return dataclasses.replace(
             config,
             batch_size=config.batch_size or (STANDIN_BATCH if standin_data else NEURALTALK_BATCH),
             rmsprop_alpha=config.rmsprop_alpha
             or (STANDIN_RMSPROP_ALPHA if standin_data else NEURALTALK_RMSPROP_ALPHA),
         )
-        super().__init__(config, data_dir, Path(cache_dir))
-        if self.config.feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.config.feature_norm!r}")
-        if self.config.beam_size < 1:
-            raise ValueError(f"beam_size must be at least 1, got {self.config.beam_size}")
-        if self.config.max_caption_length < 1:
-            raise ValueError(f"max_caption_length must be at least 1, got {self.config.max_caption_length}")
-        _ = self.encoder  # validates the encoder name early
 
     # ------------------------------------------------------------------ identity
     @property
-    def is_standin(self) -> bool:
-        return self.data_dir is None
-
-    @property
     def dataset_name(self) -> str:
-        return "digits captions stand-in" if self.is_standin else "Flickr-8K"
+        return STANDIN_NAME if self.is_standin else FLICKR8K_NAME
 
     @property
     def model_name(self) -> str:
@@ -206,11 +213,10 @@ class Flickr8kTask(TaskAdapter):
 
     @property
     def encoder(self) -> str:
+        """The config's encoder, or by dataset when ``auto``."""
         choice = self.config.encoder
         if choice == "auto":
             return "digits-cnn" if self.is_standin else "vgg16-fc7"
-        if choice not in features.ENCODERS:
-            raise ValueError(f"encoder must be auto or one of {', '.join(features.ENCODERS)}, got {choice!r}")
         return choice
 
     @property

@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 
 from dsd import files
+from dsd.errors import ConfigError, DataError
 from dsd.run import folder as folder_files
 from dsd.run.study import load_final_weights
 from dsd.run.weights import load_model_weights
-from tasks.flickr8k.adapter import Flickr8kConfig, Flickr8kTask
+from tasks.flickr8k.adapter import FLICKR8K_NAME, Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.model import decode
 
 MARKDOWN = "flickr8k_captions.md"
 GRID = "flickr8k_captions.png"
-DEFAULT_CACHE = Path("data") / "flickr8k"
 
 
 def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
@@ -31,25 +31,23 @@ def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
         if phase["kind"] == "sparse":
             weights = phase.get("weights", f"phase{phase['index']}.pt")
             return phase["label"], files.safe_torch_load(Path(folder) / weights)
-    raise ValueError(f"{folder} has no sparse phase: is it a dsd run?")
+    raise DataError(f"{folder} has no sparse phase: is it a dsd run?")
 
 
 def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | None = None) -> Flickr8kTask:
     """The adapter a run was made with, rebuilt from its ``config.json``.
 
-    ``cache_dir`` defaults to ``data/flickr8k``, the suite command line's default (where the
-    stand-in and the feature cache were built).
+    ``cache_dir`` defaults to the task's ``default_cache_dir`` (``data/flickr8k``), where the
+    command line builds the stand-in and the feature cache.
     """
     config = files.read_json(Path(folder) / folder_files.CONFIG_FILE)
     if config.get("task") != Flickr8kTask.name:
-        raise ValueError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
+        raise DataError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
     known = {f.name for f in dataclasses.fields(Flickr8kConfig)}
     task_config = Flickr8kConfig(**{k: v for k, v in config["task_config"].items() if k in known})
-    standin = config["dataset"] != "Flickr-8K"
+    standin = config["dataset"] != FLICKR8K_NAME
     if not standin and data_dir is None:
-        raise ValueError(f"{folder} was trained on Flickr-8K: pass data_dir (the dataset folder)")
-    if cache_dir is None:
-        cache_dir = DEFAULT_CACHE
+        raise ConfigError(f"{folder} was trained on Flickr-8K: pass data_dir (the dataset folder)")
     return Flickr8kTask(task_config, None if standin else data_dir, cache_dir)
 
 
@@ -88,7 +86,7 @@ def caption_comparison(
     """
     missing = {"baseline", "dsd"} - set(runs)
     if missing:
-        raise ValueError(f"caption_comparison needs the {sorted(missing)} run folder(s)")
+        raise ConfigError(f"caption_comparison needs the {sorted(missing)} run folder(s)")
     task = task_of_run(runs["dsd"], data_dir, cache_dir)
     positions = pick_images(count, len(task.split_images("test")))
     sparse_label, sparse_state = sparse_phase_weights(runs["dsd"])

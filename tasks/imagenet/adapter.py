@@ -21,7 +21,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from dsd.errors import ConfigError
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
+from dsd.run.config import param
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
 from tasks.imagenet.standin import StandinSpec, ensure_standin
@@ -44,30 +46,55 @@ IMAGENET_CLASSES = 1000
 PAPER_NAMES = {"squeezenet1_0": "squeezenet"}
 
 
+def _weight_decays() -> str:
+    """``1e-4 resnet18, resnet50; 5e-4 vgg16, alexnet; ...``: each architecture's original."""
+    by_value: dict[float, list[str]] = {}
+    for arch, spec in models.ARCHS.items():
+        by_value.setdefault(spec.weight_decay, []).append(arch)
+    return "; ".join(
+        f"{value:.0e} {', '.join(archs)}".replace("e-0", "e-") for value, archs in by_value.items()
+    )
+
+
 @dataclass
 class ImageNetConfig(TaskConfig):
     """Hyper-parameters of the ImageNet task (0 / negative: the dataset's or architecture's default)."""
 
-    # resnet18 | resnet50 | vgg16 | googlenet | alexnet | squeezenet1_0
-    arch: str = "resnet18"
-    # Per process; 0: 32 on ImageNet (x 8 GPUs = 256, torchvision's reference), 64 on the stand-in.
-    batch_size: int = 0
-    # Training / validation crop; 0: 224 on ImageNet, 28 on the stand-in (more if the arch needs it).
-    image_size: int = 0
-    # Validation resize before the centre crop; 0: image_size / 0.875 (256 for 224).
-    resize_size: int = 0
-    # RandomResizedCrop's smallest area fraction; 0: 0.08 on ImageNet (torchvision's), 0.6 on the stand-in.
-    min_crop_scale: float = 0.0
-    momentum: float = 0.9
-    # Negative: the architecture's original (1e-4 ResNet, 5e-4 VGG / AlexNet, 2e-4 GoogLeNet / SqueezeNet).
-    weight_decay: float = -1.0
-    label_smoothing: float = 0.0  # off, as in the paper's era
-    # GoogLeNet: weight of each auxiliary classifier's loss (the original 0.3); 0 drops the aux heads.
-    aux_loss_weight: float = 0.3
-    # torchvision weights used by --start pretrained (V1: the classic weights the paper compares with).
-    pretrained_weights: str = "IMAGENET1K_V1"
-    # Skip unreadable images (counted in the run record) instead of stopping with their names.
-    skip_bad_images: bool = False
+    arch: str = param("resnet18", "the torchvision architecture, unchanged", choices=models.ARCHS)
+    batch_size: int = param(
+        0,
+        f"samples per batch, per process; 0: {IMAGENET_BATCH} on ImageNet (x 8 GPUs = 256, "
+        f"torchvision's reference), {STANDIN_BATCH} on the stand-in",
+    )
+    image_size: int = param(
+        0,
+        f"training / validation crop, pixels; 0: {IMAGENET_SIZE} on ImageNet, 28 on the stand-in "
+        "(more where the architecture needs it)",
+    )
+    resize_size: int = param(
+        0, f"validation resize before the centre crop; 0: image_size / {datalib.CROP_RATIO} (256 for 224)"
+    )
+    min_crop_scale: float = param(
+        0.0,
+        f"RandomResizedCrop's smallest area fraction; 0: {IMAGENET_MIN_CROP} on ImageNet "
+        f"(torchvision's), {STANDIN_MIN_CROP} on the stand-in",
+    )
+    momentum: float = param(0.9, "SGD momentum")
+    weight_decay: float = param(
+        -1.0, f"SGD weight decay; negative: the architecture's original ({_weight_decays()})"
+    )
+    label_smoothing: float = param(0.0, "cross-entropy label smoothing; 0: off, as in the paper's era")
+    aux_loss_weight: float = param(
+        0.3, "GoogLeNet: weight of each auxiliary classifier's loss (the original 0.3); 0 drops the aux heads"
+    )
+    pretrained_weights: str = param(
+        "IMAGENET1K_V1",
+        "the torchvision weights --start pretrained loads (V1: the classic weights the paper "
+        "compares with; DEFAULT: torchvision's current best)",
+    )
+    skip_bad_images: bool = param(
+        False, "skip unreadable images (counted in the run record) instead of stopping with their names"
+    )
 
 
 class ImageNetTask(TaskAdapter):
@@ -80,30 +107,29 @@ class ImageNetTask(TaskAdapter):
         "top5_err": MetricSpec(higher_is_better=False, label="top-5 err", percent=True),
     }
     primary_metric: ClassVar[str] = "top1_err"
-    #: How to point the task at ImageNet (the command line's stand-in banner shows it).
     data_hint: ClassVar[str] = (
         "an ImageFolder tree, <dir>/train/<wnid>/*.JPEG and <dir>/val/<wnid>/*.JPEG "
         "(validation images sorted into class folders, as for torchvision's reference scripts)"
     )
+    config: ImageNetConfig
 
     def __init__(
         self,
         config: ImageNetConfig | None = None,
         data_dir: Path | None = None,
-        cache_dir: Path = Path("data/imagenet"),
+        cache_dir: Path | None = None,
     ) -> None:
-        config = config or ImageNetConfig()
-        if not isinstance(config, ImageNetConfig):
-            raise TypeError(f"expected an ImageNetConfig, got {type(config).__name__}")
-        super().__init__(resolve_config(config, standin=data_dir is None), data_dir, Path(cache_dir))
-        self.standin = data_dir is None
+        super().__init__(config, data_dir, cache_dir)
         self._index: datalib.TreeIndex | None = None
         self._channels_last = torch.cuda.is_available()
+
+    def resolve_config(self, config: ImageNetConfig) -> ImageNetConfig:  # type: ignore[override]
+        return resolve_config(config, standin=self.is_standin)
 
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
-        if self.standin:
+        if self.is_standin:
             return STANDIN_NAME
         classes = (
             len(datalib._class_folders(Path(self.data_dir) / "train"))
@@ -120,13 +146,14 @@ class ImageNetTask(TaskAdapter):
 
     @property
     def paper_key(self) -> str:
-        """``imagenet/<arch>`` as in ``results/paper/*.csv`` (SqueezeNet v1.0 is ``squeezenet`` there)."""
+        """``imagenet/<arch>`` as in the paper's tables (``dsd/report/published/*.csv``), where
+        SqueezeNet v1.0 is ``squeezenet``."""
         return f"{self.name}/{PAPER_NAMES.get(self.config.arch, self.config.arch)}"
 
     @property
     def default_recipe(self) -> str:
         spec = models.arch_spec(self.config.arch)
-        return spec.standin_recipe if self.standin else spec.recipe
+        return spec.standin_recipe if self.is_standin else spec.recipe
 
     @property
     def description(self) -> dict[str, Any]:
@@ -146,7 +173,7 @@ class ImageNetTask(TaskAdapter):
                 if cfg.aux_loss_weight > 0
                 else "auxiliary classifiers dropped"
             )
-        if self.standin:
+        if self.is_standin:
             facts["standin"] = dataclasses.asdict(StandinSpec())
         facts.update(datalib.summary(self._tree()))
         return facts
@@ -157,7 +184,7 @@ class ImageNetTask(TaskAdapter):
         self._tree(workers=_cores())
 
     def _root(self) -> Path:
-        if self.standin:
+        if self.is_standin:
             return ensure_standin(self.cache_dir)
         return Path(self.data_dir)
 
@@ -276,17 +303,17 @@ def resolve_config(config: ImageNetConfig, standin: bool) -> ImageNetConfig:
     spec = models.arch_spec(config.arch)
     image_size = config.image_size or (spec.standin_size if standin else IMAGENET_SIZE)
     if image_size < spec.min_size:
-        raise ValueError(
+        raise ConfigError(
             f"{config.arch} needs images of at least {spec.min_size} px, got image_size={image_size}"
         )
     resize_size = config.resize_size or datalib.default_resize(image_size)
     if resize_size < image_size:
-        raise ValueError(f"resize_size={resize_size} is smaller than the crop image_size={image_size}")
+        raise ConfigError(f"resize_size={resize_size} is smaller than the crop image_size={image_size}")
     min_crop_scale = config.min_crop_scale or (STANDIN_MIN_CROP if standin else IMAGENET_MIN_CROP)
     if not 0 < min_crop_scale <= 1:
-        raise ValueError(f"min_crop_scale must be in (0, 1], got {config.min_crop_scale}")
+        raise ConfigError(f"min_crop_scale must be in (0, 1], got {config.min_crop_scale}")
     if config.batch_size < 0:
-        raise ValueError(f"batch_size must be positive (0: the default), got {config.batch_size}")
+        raise ConfigError(f"batch_size must be positive (0: the default), got {config.batch_size}")
     return dataclasses.replace(
         config,
         batch_size=config.batch_size or (STANDIN_BATCH if standin else IMAGENET_BATCH),

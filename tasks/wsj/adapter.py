@@ -36,14 +36,16 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from dsd.errors import DataError
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.run.config import param
 from dsd.schedule import PAPER_RECIPES
 from tasks.wsj import prepare as preparation
 from tasks.wsj import standin
@@ -56,6 +58,7 @@ from tasks.wsj.text import NUM_CLASSES, SYMBOLS
 
 ARCHS = ("deepspeech", "deepspeech2")
 OPTIMIZERS = ("", "nesterov", "adam")
+CORPUS_CHOICES = ("auto", *preparation.CORPORA)
 STANDIN = "espeak stand-in"
 SPLITS = {  # corpus -> (training split, evaluation splits with the per-epoch one first)
     "wsj": ("train-si284", ("dev93", "eval92")),
@@ -77,30 +80,51 @@ AUTO_SIZES: dict[str, dict[str, tuple[int, int]]] = {
 }
 
 
+def _auto(name: str) -> str:
+    """What 0 means for the model size ``name``: ``0: 1024 deepspeech on real data; 256 ...``."""
+    archs = {arch: sizes[name] for arch, sizes in AUTO_SIZES.items() if name in sizes}
+    real = ", ".join(f"{real} {arch}" for arch, (real, _) in archs.items())
+    small = ", ".join(f"{small} {arch}" for arch, (_, small) in archs.items())
+    return f"0: {real} on real data (the paper's), {small} on the stand-in"
+
+
 @dataclass
 class Config(TaskConfig):
     """The speech task's hyper-parameters (0 = the paper's size on real data, the stand-in's
     on the stand-in; see ``AUTO_SIZES``)."""
 
-    arch: str = "deepspeech"  # deepspeech (DS1) | deepspeech2 (DS2 style)
-    corpus: str = "auto"  # what data_dir holds: auto (detect) | wsj | librispeech
-    hidden: int = 0  # FC / recurrent width (paper: DS1 1024, DS2 1760)
-    context: int = 5  # DS1: frames of context on each side (paper: 5, an 11-frame window)
-    stride: int = 0  # DS1: keep every stride-th window (paper-size default 1)
-    rnn_layers: int = 0  # DS2: bidirectional recurrent layers (paper: 7)
-    rnn: str = "rnn"  # DS2: rnn (DS2's clipped-ReLU cell: 67.7 M parameters at 7 x 1760, the paper's) | gru
-    conv_channels: int = 0  # DS2: channels of both conv layers (DS2: 32)
-    clip: float = 20.0  # clipped ReLU ceiling
-    dropout: float = 0.0  # on the FC layers (DS1 used 5-10 %)
-    optimizer: str = ""  # nesterov (SGD, the paper's) | adam; empty: nesterov, or adam on the stand-in
-    momentum: float = 0.99  # Nesterov SGD
-    weight_decay: float = 0.0
-    grad_clip: float = 400.0  # max global grad norm (deepspeech.pytorch's); 0 disables
-    standin_train: int = 3000  # stand-in utterances spoken by the training voices
-    standin_test: int = 400  # ... by the held-out test voices
-    standin_vocabulary: int = 250  # stand-in words
-    #: where a raw data_dir is prepared (manifests, WSJ's converted WAVs); empty: the cache folder
-    prepared_dir: str = field(default="", metadata={"path": True})
+    arch: str = param(
+        "deepspeech", "deepspeech: DeepSpeech 1; deepspeech2: DeepSpeech 2 style", choices=ARCHS
+    )
+    corpus: str = param("auto", "what --data holds; auto: detected from its layout", choices=CORPUS_CHOICES)
+    hidden: int = param(0, f"fully connected / recurrent width; {_auto('hidden')}")
+    context: int = param(5, "DS1: frames of context on each side (the paper's 5: an 11-frame window)")
+    stride: int = param(0, f"DS1: keep every stride-th window; {_auto('stride')}")
+    rnn_layers: int = param(0, f"DS2: bidirectional recurrent layers; {_auto('rnn_layers')}")
+    rnn: str = param(
+        "rnn",
+        "DS2's recurrent cell: rnn (DS2's clipped ReLU: 67.7 M parameters at 7 x 1760, the paper's) or gru",
+        choices=("rnn", "gru"),
+    )
+    conv_channels: int = param(0, f"DS2: channels of both conv layers; {_auto('conv_channels')}")
+    clip: float = param(20.0, "clipped ReLU ceiling")
+    dropout: float = param(0.0, "dropout on the fully connected layers (DS1 used 5-10 %)")
+    optimizer: str = param(
+        "",
+        "nesterov (SGD, the paper's) or adam; empty: nesterov on real data, adam on the stand-in",
+        choices=OPTIMIZERS,
+    )
+    momentum: float = param(0.99, "Nesterov SGD's momentum (the paper's 0.99)")
+    weight_decay: float = param(0.0, "weight decay")
+    grad_clip: float = param(400.0, "largest global gradient norm (deepspeech.pytorch's); 0: no clipping")
+    standin_train: int = param(3000, "stand-in utterances spoken by the training voices")
+    standin_test: int = param(400, "stand-in utterances spoken by the held-out test voices")
+    standin_vocabulary: int = param(250, "words the stand-in's sentences are drawn from")
+    prepared_dir: str = param(
+        "",
+        "where a raw --data is prepared (manifests, WSJ's converted WAVs); empty: the cache folder",
+        path=True,
+    )
 
 
 class SpeechTask(TaskAdapter):
@@ -113,15 +137,16 @@ class SpeechTask(TaskAdapter):
         "cer": MetricSpec(higher_is_better=False, label="CER", percent=True),
     }
     primary_metric: ClassVar[str] = "wer"
+    data_hint: ClassVar[str] = (
+        "a WSJ tree (LDC93S6B wsj0 and LDC94S13B wsj1, as on the CDs) or a LibriSpeech tree "
+        "(train-clean-100, dev-clean, test-clean), or a folder made by `dsd-suite prepare wsj`"
+    )
+    config: Config
 
-    def __init__(self, config: Config, data_dir: Path | None, cache_dir: Path) -> None:
+    def __init__(
+        self, config: Config | None = None, data_dir: Path | None = None, cache_dir: Path | None = None
+    ) -> None:
         super().__init__(config, data_dir, cache_dir)
-        if config.arch not in ARCHS:
-            raise ValueError(f"unknown arch {config.arch!r}; valid: {', '.join(ARCHS)}")
-        if config.rnn not in ("gru", "rnn"):
-            raise ValueError(f"rnn must be 'gru' or 'rnn', got {config.rnn!r}")
-        if config.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
         self.corpus, self.source, self.folder = self._locate_data()
         self._train: SpeechDataset | None = None
         self._evals: dict[str, SpeechDataset] | None = None
@@ -130,18 +155,16 @@ class SpeechTask(TaskAdapter):
     def _locate_data(self) -> tuple[str, Path | None, Path]:
         """``(corpus, raw source folder or None, prepared folder)``, without reading audio."""
         cfg = self.config
-        if self.data_dir is None:
+        if self.is_standin:
             return STANDIN, None, standin.standin_folder(self.cache_dir, self.standin_spec())
         data_dir = Path(self.data_dir).expanduser()
         prepared = read_prepared(data_dir)
         if prepared is not None:
             corpus = prepared["corpus"]
             if corpus not in SPLITS:
-                raise ValueError(f"{data_dir} holds prepared {corpus!r}, which this task does not know")
+                raise DataError(f"{data_dir} holds prepared {corpus!r}, which this task does not know")
             return corpus, None, data_dir
         corpus = cfg.corpus if cfg.corpus != "auto" else preparation.detect_corpus(data_dir)
-        if corpus not in preparation.CORPORA:
-            raise ValueError(f"unknown corpus {corpus!r}; valid: auto, {', '.join(preparation.CORPORA)}")
         if cfg.prepared_dir:
             folder = Path(cfg.prepared_dir).expanduser()
         else:
@@ -154,7 +177,7 @@ class SpeechTask(TaskAdapter):
         return standin.StandinSpec(cfg.standin_train, cfg.standin_test, cfg.standin_vocabulary)
 
     def prepare(self) -> None:
-        if self.corpus == STANDIN:
+        if self.is_standin:
             standin.build_standin(self.cache_dir, self.standin_spec())
         elif self.source is not None:
             preparation.prepare_manifests(self.corpus, self.source, self.folder)
@@ -171,13 +194,13 @@ class SpeechTask(TaskAdapter):
     @property
     def default_recipe(self) -> str:
         arch = self.config.arch
-        if self.corpus == STANDIN:
+        if self.is_standin:
             return STANDIN_RECIPES[arch]
         return f"{PAPER_RECIPES[arch]} decay={PAPER_DECAY[arch]}"
 
     def sizes(self) -> dict[str, int]:
         """The model sizes in use, the fields left at 0 resolved (see ``AUTO_SIZES``)."""
-        cfg, which = self.config, int(self.corpus == STANDIN)
+        cfg, which = self.config, int(self.is_standin)
         resolved = {}
         for name, choices in AUTO_SIZES[cfg.arch].items():
             value = getattr(cfg, name)
@@ -204,7 +227,7 @@ class SpeechTask(TaskAdapter):
             "pruned": "fully connected and recurrent weights (not convolutions, biases, norms)",
             "splits": {"train": SPLITS[self.corpus][0], "eval": list(SPLITS[self.corpus][1])},
         }
-        if self.corpus == STANDIN:
+        if self.is_standin:
             info["standin"] = {
                 "train_voices": list(standin.TRAIN_VOICES),
                 "test_voices": list(standin.TEST_VOICES),
@@ -235,7 +258,7 @@ class SpeechTask(TaskAdapter):
     @property
     def optimizer_name(self) -> str:
         """``nesterov`` or ``adam``: the config's, else Nesterov SGD on real data, Adam on the stand-in."""
-        return self.config.optimizer or ("adam" if self.corpus == STANDIN else "nesterov")
+        return self.config.optimizer or ("adam" if self.is_standin else "nesterov")
 
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
         cfg = self.config
