@@ -24,6 +24,8 @@ else
 RUN := $(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m tasks.cli
 endif
 
+# The paper's studies, one target each: <task>-<arch> runs `run <task> --arch <arch>`, but for
+# the two whose flags differ (STUDY_<target>, below).
 TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
 	imagenet-alexnet imagenet-squeezenet flickr8k-captioning wsj-deepspeech wsj-deepspeech2
 .PHONY: help install test lint bench demo tables figures $(TASK_TARGETS)
@@ -34,10 +36,10 @@ help:
 	@echo "make lint      ruff"
 	@echo "make bench     engine benchmarks (results/bench/)"
 	@echo "make tables    regenerate results/tables/ from results/runs/"
-	@echo "make imagenet-resnet18 | imagenet-resnet50 | imagenet-vgg16 | imagenet-googlenet"
-	@echo "make flickr8k-captioning | wsj-deepspeech | wsj-deepspeech2"
-	@echo "   each runs a study (baseline, DSD, dense control) on IMAGENET_DIR / FLICKR8K_DIR /"
-	@echo "   WSJ_DIR or LIBRISPEECH_DIR when set, else on the task's stand-in; SEEDS=0,1,2 NPROC=8"
+	@echo "make <study>   a study (baseline, DSD, dense control), <study> one of:"
+	@echo "$(TASK_TARGETS)" | fmt -w 86 | sed 's/^/   /'
+	@echo "   each on IMAGENET_DIR / FLICKR8K_DIR / WSJ_DIR or LIBRISPEECH_DIR when set, else on the"
+	@echo "   task's stand-in; SEEDS=0,1,2 NPROC=8 ARGS='--epochs-scale 0.5' (dsd-suite run <task> --help)"
 
 install: $(STAMP)
 
@@ -68,24 +70,11 @@ bench: $(STAMP)
 # ---------------------------------------------------------------- the paper's studies
 # Each runs baseline -> DSD and the equal-length dense control. The real dataset comes from
 # the environment variable (read by the CLI); without it, the stand-in (with a banner).
-imagenet-resnet18: $(STAMP)
-	$(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) $(ARGS)
-imagenet-resnet50: $(STAMP)
-	$(RUN) run imagenet --arch resnet50 --seeds $(SEEDS) $(ARGS)
-imagenet-vgg16: $(STAMP)
-	$(RUN) run imagenet --arch vgg16 --seeds $(SEEDS) $(ARGS)
-imagenet-googlenet: $(STAMP)
-	$(RUN) run imagenet --arch googlenet --seeds $(SEEDS) $(ARGS)
-imagenet-alexnet: $(STAMP)
-	$(RUN) run imagenet --arch alexnet --seeds $(SEEDS) $(ARGS)
-imagenet-squeezenet: $(STAMP)
-	$(RUN) run imagenet --arch squeezenet1_0 --seeds $(SEEDS) $(ARGS)
-flickr8k-captioning: $(STAMP)
-	$(RUN) run flickr8k --seeds $(SEEDS) $(ARGS)
-wsj-deepspeech: $(STAMP)
-	$(RUN) run wsj --arch deepspeech --seeds $(SEEDS) $(ARGS)
-wsj-deepspeech2: $(STAMP)
-	$(RUN) run wsj --arch deepspeech2 --seeds $(SEEDS) $(ARGS)
+# SqueezeNet's torchvision name is squeezenet1_0; the captioner has one model, so no --arch.
+STUDY_imagenet-squeezenet := imagenet --arch squeezenet1_0
+STUDY_flickr8k-captioning := flickr8k
+$(TASK_TARGETS): %: $(STAMP)
+	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) $(ARGS)
 
 # ---------------------------------------------------------------- the demo
 # Every task on its stand-in, at a lighter scale than the per-task targets so that the whole
@@ -97,6 +86,6 @@ demo: $(STAMP)
 	$(STANDIN) $(SUITE) run imagenet --arch resnet18 --epochs-scale $(DEMO_SCALE_IMAGENET) --results $(DEMO_RESULTS) --no-tables
 	$(STANDIN) $(SUITE) run flickr8k --epochs-scale $(DEMO_SCALE_FLICKR8K) --results $(DEMO_RESULTS) --no-tables
 	$(STANDIN) $(SUITE) run wsj --arch deepspeech --epochs-scale $(DEMO_SCALE_WSJ) --results $(DEMO_RESULTS) --no-tables
-	$(SUITE) tables --runs $(DEMO_RESULTS)/runs --paper results/paper --out $(DEMO_RESULTS)/tables
+	$(SUITE) tables --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/tables
 	$(SUITE) figures --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/figures
 	@echo "== demo done: stand-in results (not the paper's data) in $(DEMO_RESULTS)/tables and $(DEMO_RESULTS)/figures =="

@@ -11,6 +11,20 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
+#: The study targets (the README tables name them) and the command each runs.
+STUDY_COMMANDS = {
+    "imagenet-resnet18": "run imagenet --arch resnet18",
+    "imagenet-resnet50": "run imagenet --arch resnet50",
+    "imagenet-vgg16": "run imagenet --arch vgg16",
+    "imagenet-googlenet": "run imagenet --arch googlenet",
+    "imagenet-alexnet": "run imagenet --arch alexnet",
+    "imagenet-squeezenet": "run imagenet --arch squeezenet1_0",
+    "flickr8k-captioning": "run flickr8k",
+    "wsj-deepspeech": "run wsj --arch deepspeech",
+    "wsj-deepspeech2": "run wsj --arch deepspeech2",
+}
+
+
 def python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
@@ -42,8 +56,41 @@ def test_ci_runs_the_readme_install_and_test_commands() -> None:
     assert steps == ["install", "test", "lint"]
 
 
+def make_targets() -> set[str]:
+    """Every target the Makefile defines, as make itself reads them (static pattern rules such as
+    the studies' ``$(TASK_TARGETS): %: ...`` included): its database, printed without running."""
+    done = subprocess.run(
+        ["make", "--print-data-base", "--no-builtin-rules", "--no-builtin-variables", "--question", ":"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return set(re.findall(r"^([\w-]+):(?!=)", done.stdout, flags=re.MULTILINE))
+
+
 def test_make_targets_named_in_the_readme_exist() -> None:
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    targets = set(re.findall(r"^([\w-]+):", makefile, flags=re.MULTILINE))
+    targets = make_targets()
     named = set(re.findall(r"`make ([\w-]+)", README))
     assert named <= targets, f"README names missing Make targets: {sorted(named - targets)}"
+
+
+def test_make_help_lists_every_study_target() -> None:
+    studies = set(STUDY_COMMANDS)
+    assert studies <= make_targets()
+    shown = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, capture_output=True, text=True)
+    assert studies <= set(shown.stdout.split()), shown.stdout
+
+
+def test_each_study_target_runs_its_study() -> None:
+    """The README's table of targets: each runs exactly its task's command (a dry run of make)."""
+    for target, command in STUDY_COMMANDS.items():
+        done = subprocess.run(
+            ["make", "--dry-run", "--no-print-directory", target, "SEEDS=0,1", "ARGS=--epochs-scale 0.5"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        expected = f"-m tasks.cli {command} --seeds 0,1 --epochs-scale 0.5"
+        assert done.returncode == 0 and expected in done.stdout.splitlines()[-1], (target, done.stdout)
