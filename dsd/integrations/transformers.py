@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,6 +65,8 @@ except ImportError as error:  # transformers is an optional dependency of the en
 from dsd import masks as masklib
 from dsd import selection
 from dsd.engine import DSD
+from dsd.files import atomic_torch_save
+from dsd.integrations.trainer_lr import CONSTANT_SCHEDULERS, take_over_lr
 from dsd.schedule import Schedule
 from dsd.selection import Selector
 
@@ -74,8 +76,6 @@ __all__ = ["ENGINE_FILE", "DSDCallback", "default_selection"]
 ENGINE_FILE = "dsd_engine.pt"
 FILE_FORMAT = "dsd-trainer-callback"
 FILE_VERSION = 1
-#: Scheduler types whose rates are exactly the schedule's (up to a warm-up).
-_CONSTANT_SCHEDULERS = ("constant", "constant_with_warmup")
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ class DSDCallback(TrainerCallback):
             "phase_index": -1 if self._applied is None else int(self._applied),
             "engine": self.engine.state_dict(),
         }
-        _atomic_torch_save(payload, os.path.join(folder, ENGINE_FILE))
+        atomic_torch_save(payload, Path(folder, ENGINE_FILE))
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -398,46 +398,16 @@ class DSDCallback(TrainerCallback):
 
     # ----------------------------------------------------------------- learning rate
     def _take_over_lr(self, args: TrainingArguments, scheduler: Any) -> None:
-        if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
-            raise TypeError(
-                "DSDCallback applies the schedule's learning rates through the Trainer's LambdaLR "
-                f"scheduler, but the Trainer uses {type(scheduler).__name__}; pick another "
-                "lr_scheduler_type (e.g. 'constant') or pass DSDCallback(..., set_lr=False) to leave "
-                "the learning rate to the Trainer"
-            )
+        """Apply the schedule's rates through the Trainer's LambdaLR (``dsd.integrations.trainer_lr``);
+        warn where the Trainer's scheduler also scales them by a run-wide ramp."""
+        take_over_lr(scheduler, self.schedule_lr)  # refuses a scheduler without lambdas
         kind = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
-        if kind not in _CONSTANT_SCHEDULERS:
+        if kind not in CONSTANT_SCHEDULERS:
             logger.warning(
                 "lr_scheduler_type=%r multiplies the DSD schedule's per-phase rates by its run-wide "
                 "ramp; for the schedule's rates as written use 'constant' (or 'constant_with_warmup')",
                 kind,
             )
-        base = scheduler.base_lrs[0]
-        if not base > 0:
-            raise ValueError(f"the optimizer's first parameter group has base learning rate {base}")
-        lambdas = []
-        for original in scheduler.lr_lambdas:
-            original = getattr(original, "_dsd_trainer_lambda", original)
-            lambdas.append(_phase_lambda(original, self.schedule_lr, base))
-        scheduler.lr_lambdas = lambdas
-        # The rate for the step about to run was computed before we took over: redo it.
-        rates = [b * f(scheduler.last_epoch) for b, f in zip(scheduler.base_lrs, lambdas, strict=True)]
-        for group, rate in zip(scheduler.optimizer.param_groups, rates, strict=True):
-            group["lr"] = rate
-        scheduler._last_lr = rates
-
-
-def _phase_lambda(
-    trainer_lambda: Callable[[int], float], schedule_lr: Callable[[int], float], base: float
-) -> Callable[[int], float]:
-    """A plain function (so ``LambdaLR.state_dict`` stores nothing of it: checkpoints stay
-    loadable with ``weights_only=True``) multiplying the Trainer's factor by the schedule's rate."""
-
-    def lr_lambda(step: int) -> float:
-        return trainer_lambda(step) * schedule_lr(step) / base
-
-    lr_lambda._dsd_trainer_lambda = trainer_lambda  # type: ignore[attr-defined]
-    return lr_lambda
 
 
 class _ById:
@@ -471,17 +441,3 @@ def _torch_optimizer(optimizer: Any) -> torch.optim.Optimizer:
             "(DeepSpeed and FSDP are not supported: the engine needs whole parameters)"
         )
     return seen
-
-
-def _atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
-    folder = os.path.dirname(path) or "."
-    handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
