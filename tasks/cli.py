@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from dsd.run import dist
 from dsd.run.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
-from dsd.run.config import add_config_flags, choices_of, config_from_args, help_of
+from dsd.run.config import add_config_flags, choices_of, config_from_args, help_of, help_text
 from dsd.run.study import METHODS, RunConfig, run_study
 from tasks import get_task, task_names
 
@@ -44,14 +43,13 @@ def data_from_env(task: str) -> Path | None:
 
 # ---------------------------------------------------------------------- flags
 class _HelpFormatter(argparse.HelpFormatter):
-    """Help texts as written: argparse %-formats them, so a literal ``%`` (``S30%``, ``5-10 %``)
-    is doubled first; an on/off flag whose text does not say its default gets it appended."""
+    """An on/off flag whose text does not say its default gets it appended (literal ``%`` in
+    help texts are escaped where the texts are made: ``dsd.run.config.help_text``)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action)
         if text is None:
             return None
-        text = re.sub(r"%(?![(%])", "%%", text)
         if isinstance(action, argparse.BooleanOptionalAction) and "default" not in text:
             text += " (default: %(default)s)"
         return text
@@ -96,7 +94,7 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentP
 
     def add(flag: str, field: str, lead: str = "", shown: str | None = "%(default)s", **kwargs: Any) -> None:
         """A study flag filling ``RunConfig.<field>``, with that field's help and default."""
-        text = lead + help_of(RunConfig, field) + (f" (default: {shown})" if shown else "")
+        text = lead + help_text(help_of(RunConfig, field)) + (f" (default: {shown})" if shown else "")
         study.add_argument(flag, dest=field, default=getattr(run, field), help=text, **kwargs)
 
     add("--method", "methods", "all, or a comma list ", "all", type=_methods, metavar="METHODS")

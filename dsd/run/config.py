@@ -106,6 +106,12 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def help_text(text: str) -> str:
+    """A help text as argparse must receive it: it %-formats help, so a literal ``%`` (``S30%``)
+    is doubled."""
+    return text.replace("%", "%%")
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_type: type, title: str = "") -> None:
     """One flag per field of a config dataclass: typed, defaulted, with the field's help and choices."""
     hints = typing.get_type_hints(config_type)
@@ -113,7 +119,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type: type, title: 
     for field in dataclasses.fields(config_type):
         kind = hints[field.name]
         default = default_of(field)
-        text = help_of(config_type, field.name)
+        text = help_text(help_of(config_type, field.name))
         choices = choices_of(config_type, field.name)
         if kind is bool:
             group.add_argument(
@@ -127,7 +133,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type: type, title: 
                 default=default,
                 choices=choices,
                 metavar=None if choices else kind.__name__.upper(),
-                help=f"{shown}(default: {default!r})",
+                help=f"{shown}(default: {help_text(repr(default))})",
             )
         else:
             raise TypeError(
