@@ -1,7 +1,7 @@
 """The reporting room: tables and figures from finished runs, beside the paper's numbers.
 
 It only reads: run folders (through ``dsd.run.records`` and ``dsd.run.folder``) and the paper's
-published figures (``results/paper/*.csv``), and writes ``results/tables`` and ``results/figures``.
+published figures (``dsd/report/published/*.csv``), and writes ``results/tables`` and ``results/figures``.
 
 - ``runs``: which run folders count (finished, well-formed, not a duplicate) as typed ``Run``\\ s;
   every other folder is skipped with a ``SkippedRunWarning`` saying why.
