@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from dsd import files
 from dsd.run import dist, records
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.run.folder import RunFolder
 from dsd.run.loop import RunLoop, RunPlan
 from dsd.run.records import RunRecord
@@ -91,6 +92,9 @@ class _BenchTask(TaskAdapter):
 
     def train_dataset(self) -> Dataset:
         return _ReadyBatches(self.batches)
+
+    def data_fingerprint(self) -> DataFingerprint:
+        return FingerprintBuilder("synthetic ready batches").add(len(self.batches)).finish()
 
     def eval_datasets(self) -> dict[str, Dataset]:
         return {"val": _ReadyBatches(self.batches[:1])}

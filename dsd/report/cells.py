@@ -18,6 +18,19 @@ from dsd.run.records import METHODS
 #: What the tables compare: each method's final metrics, and the DSD run after its first sparse phase.
 ROLES = ("baseline", "sparse", "dsd", "dense-control")
 ROLE_LABELS = {"baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "dense control"}
+#: Every comparison the tables draw, as (ours, other): positive gains mean ``ours`` is better.
+COMPARISONS = (("sparse", "baseline"), ("dsd", "baseline"), ("dsd", "dense-control"))
+#: How a verdict names each role ("DSD better", "control better").
+VERDICT_NAMES = {"baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "control"}
+
+
+def comparison_label(ours: str, other: str) -> str:
+    """``DSD vs dense control``: a comparison's name in headers and rows."""
+    return f"{ROLE_LABELS[ours]} vs {ROLE_LABELS[other]}"
+
+
+def verdict_names(ours: str, other: str) -> tuple[str, str]:
+    return VERDICT_NAMES[ours], VERDICT_NAMES[other]
 
 
 def metric_label(name: str, spec: dict[str, Any], arrow: bool = True) -> str:
@@ -68,9 +81,13 @@ def runs_lines(studies: Sequence[Study]) -> list[str]:
         seeds = "; ".join(
             f"{ROLE_LABELS[m]} {','.join(str(r.result.seed) for r in study.of(m)) or 'none'}" for m in METHODS
         )
-        scale = study.first.result.epochs_scale
+        first = study.first.result
+        facts = ", ".join(f"{k} {v}" for k, v in first.data_facts.items())
+        data = f"data {study.data_short}" + (f" ({facts})" if facts else "")
+        skipped = "; ".join(f"skipped {v['count']} {k}" for k, v in first.skipped.items())
         lines.append(
             f"{study.paper_key} on {study.dataset} (study {study.key}): recipe `{study.recipe}` "
-            f"(epochs ×{scale:g}), start: {start_text(study.start)}; seeds: {seeds}"
+            f"(epochs ×{first.epochs_scale:g}), start: {start_text(study.start)}; seeds: {seeds}; "
+            f"{data}" + (f"; {skipped}" if skipped else "")
         )
     return lines

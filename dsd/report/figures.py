@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -181,11 +182,11 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
     split = split or first.result.splits[0]
     spec = study.specs[metric]
     figure = Figure(figsize=(10, 6.4))
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.09, top=0.9, hspace=0.12)
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.88, hspace=0.12)
     loss_ax, metric_ax = figure.subplots(2, 1, sharex=True)
     baselines = {run.result.seed: run for run in study.of("baseline")}
     ends: dict[int, tuple[float, float | None]] = {}
-    drawn: set[str] = set()
+    curves: dict[str, tuple[list, list]] = {m: ([], []) for m in ("baseline", "dsd", "dense-control")}
     for run in study.of("baseline"):
         lines = _lines(run)
         train, evals = _series(lines, split, metric, 0.0)
@@ -194,7 +195,8 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
         ends[run.result.seed] = (end, final)
         if final is not None and (not evals or evals[-1][0] < end):
             evals.append((end, float(final)))
-        _draw(loss_ax, metric_ax, train, evals, "baseline", drawn)
+        curves["baseline"][0].append(train)
+        curves["baseline"][1].append(evals)
     spans: list[tuple[float, float, str]] = []
     for method in ("dsd", "dense-control"):
         for run in study.of(method):
@@ -203,11 +205,15 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
             train, evals = _series(lines, split, metric, offset)
             if final is not None:  # the branch starts from the baseline's final weights
                 evals.insert(0, (offset, float(final)))
-            _draw(loss_ax, metric_ax, train, evals, method, drawn)
+            curves[method][0].append(train)
+            curves[method][1].append(evals)
             if method == "dsd" and not spans:
                 base = baselines.get(run.result.seed)
                 spans = _phase_spans(_lines(base), 0.0) if base is not None else []
                 spans += _phase_spans(lines, offset)
+    for method, (trains, evals_) in curves.items():
+        _draw(loss_ax, trains, method, markers=False)
+        _draw(metric_ax, evals_, method, markers=True)
     for start, end, label in spans:
         if end <= start:  # a baseline given, not trained: only its evaluation at epoch 0
             label = "start"
@@ -226,28 +232,38 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
     loss_ax.set_ylabel("training loss")
     label = spec.get("label") or metric
     metric_ax.set_ylabel(f"{split} {label}{' (%)' if spec.get('percent') else ''}")
-    metric_ax.set_xlabel("epoch (branches continue from the baseline's end; shaded: sparse phases)")
+    metric_ax.set_xlabel(
+        "epoch (branches continue from the baseline's end; grey: sparse phases)\n"
+        "several seeds: their mean, and a band from the lowest to the highest seed"
+    )
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
-    if drawn:
+    if metric_ax.get_legend_handles_labels()[0]:
         metric_ax.legend(loc="best", fontsize=8)
     seeds = sorted({run.result.seed for run in study.runs})
     figure.suptitle(
-        f"{study.paper_key} on {study.dataset}: recipe {study.recipe}  (seeds {', '.join(map(str, seeds))})",
+        f"{study.paper_key} on {study.dataset}\nrecipe {study.recipe}  (seeds {', '.join(map(str, seeds))})",
         fontsize=10,
     )
     return _save(figure, out_path)
 
 
-def _draw(loss_ax, metric_ax, train, evals, method: str, drawn: set[str]) -> None:
-    label = None if method in drawn else ROLE_LABELS[method]
-    drawn.add(method)
-    if train:
-        loss_ax.plot(*zip(*train, strict=True), color=COLORS[method], lw=1.0, alpha=0.8, label=label)
-    if evals:
-        metric_ax.plot(
-            *zip(*evals, strict=True), color=COLORS[method], lw=1.2, marker="o", ms=2.5, label=label
-        )
+def _draw(ax, series: list[list[tuple[float, float]]], method: str, markers: bool) -> None:
+    """One method's curve: the line itself for one seed; for several, their mean with a band
+    from the lowest to the highest seed (each seed's curve is put on the first seed's epochs)."""
+    series = [s for s in series if s]
+    if not series:
+        return
+    style = {"color": COLORS[method], "lw": 1.2, "label": ROLE_LABELS[method]}
+    if markers:
+        style.update(marker="o", ms=2.5)
+    if len(series) == 1:
+        ax.plot(*zip(*series[0], strict=True), **style)
+        return
+    xs = np.array([x for x, _ in series[0]])
+    ys = np.stack([np.interp(xs, *map(np.array, zip(*s, strict=True))) for s in series])
+    ax.fill_between(xs, ys.min(0), ys.max(0), color=COLORS[method], alpha=0.18, lw=0)
+    ax.plot(xs, ys.mean(0), **style)
 
 
 # ====================================================================== all of them
@@ -263,7 +279,7 @@ def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
     written: list[Path] = []
     studies = group_studies(load_runs(Path(runs_dir)))
     for study in sorted(studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
-        stem = f"{_slug(study.task)}-{_slug(study.model)}_{_slug(study.dataset)}_{study.key}"
+        stem = f"{_slug(study.task)}-{_slug(study.model)}_{_slug(study.first.result.dataset)}_{study.key}"
         try:
             written.append(plot_curves(study, out_dir / f"curves_{stem}.png"))
         except (ValueError, KeyError, TypeError) as err:

@@ -1,8 +1,9 @@
 """The overview: one row per study, like the paper's Table 1, as a document and a CSV frame.
 
 Each row shows a study's primary metric on its report split for baseline, sparse, DSD and the
-equal-epoch dense control (mean ± std over seeds), the seeds, DSD's paired gains over the baseline
-and the control, a verdict against the control, and the paper's published baseline and DSD
+equal-epoch dense control (mean ± std over seeds), the seeds, the paired gains of sparse over the
+baseline, of DSD over the baseline and of DSD over the control (each with its 95 % interval), the
+verdicts of DSD against the baseline and the control, and the paper's published baseline and DSD
 figures with the dataset they were measured on. Paper rows we have not run are listed as
 "not run", so the table is always the whole Table 1.
 """
@@ -15,31 +16,58 @@ from typing import Any
 
 import pandas as pd
 
-from dsd.report.cells import ROLES, Notes, metric_label, paper_text, runs_lines
-from dsd.report.paper import TABLE1, PaperCell, in_table1_order, paper_cell, report_split, table1_order
+from dsd.report.cells import (
+    COMPARISONS,
+    ROLES,
+    Notes,
+    comparison_label,
+    metric_label,
+    paper_text,
+    runs_lines,
+    verdict_names,
+)
+from dsd.report.paper import (
+    TABLE1,
+    PaperCell,
+    in_table1_order,
+    paper_cell,
+    report_split,
+    table1_order,
+    unreadable_note,
+)
 from dsd.report.render import Document, Table
-from dsd.report.stats import MISSING, Stat, paired_gain, rows_where, stat_where, verdict
+from dsd.report.stats import GAIN_RULE, MISSING, Gain, Stat, paired_gain, rows_where, stat_where
 from dsd.report.studies import Study
 
 OVERVIEW_INTRO = [
     "Ours: mean ± std over seeds (std with ddof=1; a single seed shows no ±). Sparse: the DSD run "
     "at the end of its first sparse phase. Dense control: the same phases, lengths and learning "
-    "rates as DSD, never pruned. Gains are paired by seed and positive when DSD is better, "
-    "whichever way the metric goes. Seeds: one number when every column has the same seeds, else "
+    "rates as DSD, never pruned. Seeds: one number when every column has the same seeds, else "
     "baseline/sparse/DSD/control.",
+    GAIN_RULE,
     "Paper: Table 1 of Han et al., DSD (ICLR 2017), measured on the dataset and split named in "
-    "each cell; ours are on the dataset in the 'dataset' column.",
+    "each cell; ours are on the dataset in the 'dataset' column, with every departure from the "
+    "paper's setup in brackets. Data: the first characters of the data's fingerprint (what the "
+    "files hold, not where they lie); 'unverified' for runs recorded before fingerprints.",
 ]
+#: The comparisons whose verdict the overview prints (the two questions DSD answers).
+VERDICTS = (("dsd", "baseline"), ("dsd", "dense-control"))
 OVERVIEW_HEADER = [
-    "task/model", "dataset", "split", "metric", "baseline", "sparse", "DSD", "dense control",
-    "seeds", "DSD gain vs baseline", "DSD gain vs control", "DSD vs control",
+    "task/model", "dataset", "data", "split", "metric", "baseline", "sparse", "DSD", "dense control", "seeds",
+    *(f"{comparison_label(*c)} (gain)" for c in COMPARISONS),
+    *(f"{comparison_label(*c)} (verdict)" for c in VERDICTS),
     "paper baseline", "paper DSD",
 ]  # fmt: skip
+
+
+def _slug(ours: str, other: str) -> str:
+    return f"{ours}_vs_{other}".replace("-", "_")
+
+
 OVERVIEW_CSV = [
-    "paper_key", "dataset", "study", "recipe", "start", "split", "metric", "higher_is_better",
+    "paper_key", "dataset", "data", "study", "recipe", "start", "split", "metric", "higher_is_better",
     *(f"{r.replace('-', '_')}_{s}" for r in ROLES for s in ("mean", "std", "n")),
-    "gain_vs_baseline_mean", "gain_vs_baseline_std", "gain_vs_baseline_n",
-    "gain_vs_control_mean", "gain_vs_control_std", "gain_vs_control_n", "dsd_vs_control",
+    *(f"{_slug(*c)}_{s}" for c in COMPARISONS for s in ("mean", "ci_low", "ci_high", "n", "verdict")),
     "paper_dataset", "paper_split", "paper_baseline", "paper_dsd",
 ]  # fmt: skip
 
@@ -52,8 +80,7 @@ class Summary:
     metric: str
     spec: dict[str, Any]
     stats: dict[str, Stat]  # role -> over seeds
-    gain_baseline: Stat
-    gain_control: Stat
+    gains: dict[tuple[str, str], Gain]  # (ours, other) -> paired by seed
     paper_baseline: PaperCell | None
     paper_dsd: PaperCell | None
 
@@ -68,8 +95,7 @@ class Summary:
             metric,
             spec,
             {role: stat_where(values, role=role) for role in ROLES},
-            paired_gain(values, "role", "dsd", "baseline", higher),
-            paired_gain(values, "role", "dsd", "dense-control", higher),
+            {c: paired_gain(values, "role", *c, higher, verdict_names(*c)) for c in COMPARISONS},
             paper_cell(paper, study.paper_key, metric, "baseline", split, prefer_table1=True),
             paper_cell(paper, study.paper_key, metric, "dsd", split, prefer_table1=True),
         )
@@ -95,7 +121,8 @@ def overview(studies: Sequence[Study], paper: pd.DataFrame) -> tuple[Document, p
             metric = paper.loc[(paper["paper_key"] == key) & (paper["source"] == TABLE1), "metric"].iloc[0]
             base = paper_cell(paper, key, metric, "baseline", None, prefer_table1=True)
             dsd = paper_cell(paper, key, metric, "dsd", None, prefer_table1=True)
-            row = [key, "not run", MISSING, labels.get(metric, metric), *([MISSING] * 8)]
+            blanks = [MISSING] * (len(OVERVIEW_HEADER) - 7)
+            row = [key, "not run", MISSING, MISSING, labels.get(metric, metric), *blanks]
             rows.append([*row, paper_text(base, notes, True), paper_text(dsd, notes, True)])
             records.append({"paper_key": key, "dataset": "", "metric": metric, **_paper_record(base, dsd)})
             continue
@@ -104,13 +131,13 @@ def overview(studies: Sequence[Study], paper: pd.DataFrame) -> tuple[Document, p
             [
                 study.paper_key,
                 study.dataset,
+                study.data_short,
                 s.split,
                 metric_label(s.metric, s.spec),
                 *(s.stats[r].text() for r in ROLES),
                 _seeds_text([s.stats[r].n for r in ROLES]),
-                s.gain_baseline.text(signed=True),
-                s.gain_control.text(signed=True),
-                verdict(s.gain_control),
+                *(s.gains[c].text() for c in COMPARISONS),
+                *(s.gains[c].verdict() for c in VERDICTS),
                 paper_text(s.paper_baseline, notes, with_where=True),
                 paper_text(s.paper_dsd, notes, with_where=True),
             ]
@@ -118,12 +145,15 @@ def overview(studies: Sequence[Study], paper: pd.DataFrame) -> tuple[Document, p
         records.append(_overview_record(study, s))
     table = Table(
         "DSD against its baseline and the equal-epoch dense control",
-        "Primary metric of each study; ↓ lower is better, ↑ higher is better.",
+        " ".join(
+            ["Primary metric of each study; ↓ lower is better, ↑ higher is better.", *unreadable_note(paper)]
+        ),
         OVERVIEW_HEADER,
         rows,
         notes.lines(),
     )
-    doc = Document("Overview (like the paper's Table 1)", OVERVIEW_INTRO, [table], runs_lines(listed))
+    intro = [*unreadable_note(paper), *OVERVIEW_INTRO]
+    doc = Document("Overview (like the paper's Table 1)", intro, [table], runs_lines(listed))
     frame = pd.DataFrame(records, columns=OVERVIEW_CSV)
     for column in frame.columns:
         if column.endswith("_n"):
@@ -145,10 +175,18 @@ def _stat_record(prefix: str, stat: Stat) -> dict[str, Any]:
     return {f"{prefix}_mean": stat.mean, f"{prefix}_std": stat.std, f"{prefix}_n": stat.n}
 
 
+def _gain_record(prefix: str, gain: Gain) -> dict[str, Any]:
+    return {
+        f"{prefix}_mean": gain.mean, f"{prefix}_ci_low": gain.low, f"{prefix}_ci_high": gain.high,
+        f"{prefix}_n": gain.n, f"{prefix}_verdict": gain.verdict().replace("**", ""),
+    }  # fmt: skip
+
+
 def _overview_record(study: Study, s: Summary) -> dict[str, Any]:
     record: dict[str, Any] = {
         "paper_key": study.paper_key,
         "dataset": study.dataset,
+        "data": study.data,
         "study": study.key,
         "recipe": study.recipe,
         "start": study.start,
@@ -158,8 +196,7 @@ def _overview_record(study: Study, s: Summary) -> dict[str, Any]:
     }
     for role in ROLES:
         record.update(_stat_record(role.replace("-", "_"), s.stats[role]))
-    record.update(_stat_record("gain_vs_baseline", s.gain_baseline))
-    record.update(_stat_record("gain_vs_control", s.gain_control))
-    record["dsd_vs_control"] = verdict(s.gain_control).replace("**", "")
+    for comparison in COMPARISONS:
+        record.update(_gain_record(_slug(*comparison), s.gains[comparison]))
     record.update(_paper_record(s.paper_baseline, s.paper_dsd))
     return record

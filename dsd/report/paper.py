@@ -1,8 +1,10 @@
-"""The paper's published numbers (``results/paper/*.csv``) and how the tables look them up.
+"""The paper's published numbers and how the tables look them up.
 
-Every file has the same columns (see ``results/paper/README.md``): one published figure per line,
-keyed by ``paper_key``, metric, split, the branch (``method``) and the phase it was measured
-after. ``value`` keeps the printed digits.
+The numbers ship inside the package (``dsd/report/published/*.csv``), so the tables find them
+whatever the working directory and wherever the results folder is. Every file has the same
+columns (see ``published/README.md``): one published figure per line, keyed by ``paper_key``,
+metric, split, the branch (``method``) and the phase it was measured after. ``value`` keeps the
+printed digits.
 
 The paper also decides how our studies are shown beside it: each on the split the paper reports
 its primary metric on (``report_split``), in the row order of its Table 1 (``in_table1_order``).
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from dsd.report.runs import ReportWarning
 from dsd.run.records import METHODS
 
 if TYPE_CHECKING:
@@ -30,14 +33,27 @@ PAPER_COLUMNS = (
 )  # fmt: skip
 
 
-def load_paper(paper_dir: Path) -> pd.DataFrame:
-    """Every ``*.csv`` under ``paper_dir`` (the published figures) as one frame.
+#: The published figures shipped with the package.
+PUBLISHED = Path(__file__).with_name("published")
+
+
+class PaperNumbersWarning(ReportWarning):
+    """The paper's numbers could not be read; the tables show ours alone and say so."""
+
+
+def load_paper(paper_dir: Path | None = None) -> pd.DataFrame:
+    """Every ``*.csv`` under ``paper_dir`` (default: the copy shipped with the package) as one frame.
 
     ``value`` keeps the published text (its digits); ``number`` is its float. Errors name the
-    file and line.
+    file and line; a folder without any CSV is an error too (an empty table of the paper's
+    numbers would look like a paper that published nothing).
     """
+    folder = Path(paper_dir) if paper_dir is not None else PUBLISHED
+    paths = sorted(folder.glob("*.csv"))
+    if not paths:
+        raise ValueError(f"no published figures (*.csv) in {folder}")
     frames = []
-    for path in sorted(Path(paper_dir).glob("*.csv")):
+    for path in paths:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
         if tuple(df.columns) != PAPER_COLUMNS:
             raise ValueError(
@@ -56,14 +72,29 @@ def load_paper(paper_dir: Path) -> pd.DataFrame:
                 raise ValueError(f"{where}: method {row['method']!r} is none of {', '.join(METHODS)}")
         df["file"] = path.name
         frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=[*PAPER_COLUMNS, "file", "number", "phase_no", "sparsity_no", "order"])
     paper = pd.concat(frames, ignore_index=True)
     paper["number"] = paper["value"].astype(float)
     paper["phase_no"] = paper["phase"].map(lambda t: float(t) if t else math.inf)  # "" = final
     paper["sparsity_no"] = paper["sparsity"].map(lambda t: float(t) if t else 0.0)
     paper["order"] = range(len(paper))
     return paper
+
+
+def no_paper(reason: str) -> pd.DataFrame:
+    """An empty frame of the paper's numbers that remembers why it is empty (``attrs``)."""
+    empty = pd.DataFrame(columns=[*PAPER_COLUMNS, "file", "number", "phase_no", "sparsity_no", "order"])
+    empty.attrs["unreadable"] = reason
+    return empty
+
+
+def unreadable_note(paper: pd.DataFrame) -> list[str]:
+    """The line a document prints when the paper's numbers could not be read (else none)."""
+    reason = paper.attrs.get("unreadable")
+    return (
+        [f"**The paper's numbers could not be read ({reason}); every paper column is empty.**"]
+        if reason
+        else []
+    )
 
 
 @dataclass(frozen=True)

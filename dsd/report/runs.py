@@ -24,18 +24,27 @@ from dsd.run.folder import DONE_MARKER, RECORD_FILES, RESULT_FILE, RunFolder
 from dsd.run.records import RunResult, load_result
 
 
-class SkippedRunWarning(UserWarning):
+class ReportWarning(UserWarning):
+    """Something the tables and figures left out, said as one clean line (not a traceback)."""
+
+
+class UnverifiedDataWarning(ReportWarning):
+    """A run recorded before data fingerprints existed: its data cannot be checked."""
+
+
+class SkippedRunWarning(ReportWarning):
     """A run folder the aggregator left out: unfinished, corrupt, or a duplicate."""
 
 
 @contextlib.contextmanager
 def skipped_runs_on_stderr() -> Iterator[None]:
-    """Print each skipped run as one clean ``warning: skipping run <folder>: <reason>`` line."""
+    """Print each ``ReportWarning`` (a skipped run, unreadable paper numbers) as one clean
+    ``warning: ...`` line on stderr."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SkippedRunWarning)
+        warnings.simplefilter("always", ReportWarning)
         yield
     for warning in caught:
-        if issubclass(warning.category, SkippedRunWarning):
+        if issubclass(warning.category, ReportWarning):
             print(f"warning: {warning.message}", file=sys.stderr)
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
@@ -85,6 +94,7 @@ def load_runs(runs_dir: Path) -> list[Run]:
     Each folder left out gets a ``SkippedRunWarning`` naming it and why: no ``done`` marker
     (unfinished), an unreadable or ill-formed ``result.json`` (corrupt), or a second run of the
     same method and seed from the same baseline and recipe (duplicate; the first is kept).
+    Runs recorded without a data fingerprint are kept, with one ``UnverifiedDataWarning``.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -106,4 +116,14 @@ def load_runs(runs_dir: Path) -> list[Run]:
             continue
         seen[key] = folder
         runs.append(run)
+    unverified = [run.folder for run in runs if not run.result.data_fingerprint]
+    if unverified:
+        warnings.warn(
+            UnverifiedDataWarning(
+                f"{len(unverified)} run(s) were recorded before data fingerprints (e.g. {unverified[0]}): "
+                "their dataset cannot be verified, so the tables show them apart, marked 'unverified'; "
+                "rerun their commands to replace them"
+            ),
+            stacklevel=2,
+        )
     return runs

@@ -1,13 +1,13 @@
-"""The statistics behind every number the tables print, and the verdict they draw from them.
+"""The statistics behind every number the tables print, and the verdicts they draw from them.
 
-Seeds are the unit of replication: ``Stat`` summarises per-seed numbers (mean, sample std, count),
-and a comparison between two methods is always *paired by seed* (``paired_differences``: one
-difference per seed that has both, signed so that positive means DSD is better whichever way the
-metric goes). ``verdict`` is the one place that turns a paired gain into words.
-
-A ``Stat`` of the paired differences carries all a Student-t interval needs (mean, std, n), so an
-interval (and a verdict that speaks only when it excludes zero) is one method on ``Stat`` and one
-rule in ``verdict`` away, with no caller to change.
+Seeds are the unit of replication. ``Stat`` summarises per-seed numbers (mean, sample std, count).
+A comparison of two methods is always *paired by seed*: one difference per seed that has both
+(``paired_differences``), signed so that positive means the first method is better whichever way
+the metric goes. ``Gain`` is the mean of those differences with a 95 % confidence interval from
+Student's t over them (n - 1 degrees of freedom), and ``Gain.verdict`` speaks only when that
+interval excludes zero: "DSD better" or "control better"; "no clear difference" when it
+touches zero; "1 seed: no verdict" when there is one seed, since one seed cannot tell a real
+difference from the noise between seeds.
 """
 
 from __future__ import annotations
@@ -17,9 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from scipy import stats as scipy_stats
 
 DECIMALS = 2
 MISSING = "—"
+CONFIDENCE = 0.95
+#: How the tables explain their gains and verdicts, once per document.
+GAIN_RULE = (
+    "Gains: per-seed differences, paired by seed and positive when the first-named method is better "
+    "whichever way the metric goes, shown as mean [95 % confidence interval] (n seeds); the interval "
+    "is Student's t over the paired differences. A verdict names a winner only when the interval "
+    "excludes zero ('no clear difference' otherwise); one seed gives no verdict."
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,54 @@ class Stat:
             return MISSING
         mean = f"{self.mean:+.{DECIMALS}f}" if signed else f"{self.mean:.{DECIMALS}f}"
         return mean if self.n < 2 else f"{mean} ± {self.std:.{DECIMALS}f}"
+
+
+@dataclass(frozen=True)
+class Gain:
+    """How much better ``ours`` is than ``other``, paired by seed, with a 95 % Student-t interval."""
+
+    ours: str
+    other: str
+    mean: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+
+    @classmethod
+    def of(cls, differences: pd.Series, ours: str, other: str) -> Gain:
+        """From the per-seed differences (positive = ``ours`` better)."""
+        values = differences.dropna()
+        n = len(values)
+        if n == 0:
+            return cls(ours, other)
+        mean = float(values.mean())
+        if n == 1:
+            return cls(ours, other, mean, math.nan, math.nan, 1)
+        half = (
+            float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
+        )
+        return cls(ours, other, mean, mean - half, mean + half, n)
+
+    def text(self) -> str:
+        """``+0.80 [-0.40, +2.00] (n=3)``; one seed: ``+0.80 (n=1)``; none: ``MISSING``."""
+        if self.n == 0:
+            return MISSING
+        mean = f"{self.mean:+.{DECIMALS}f}"
+        if self.n == 1:
+            return f"{mean} (n=1)"
+        return f"{mean} [{self.low:+.{DECIMALS}f}, {self.high:+.{DECIMALS}f}] (n={self.n})"
+
+    def verdict(self) -> str:
+        """Which is better, when the interval says so; a loss of ``ours`` is shown in bold."""
+        if self.n == 0:
+            return MISSING
+        if self.n == 1:
+            return "1 seed: no verdict"
+        if self.low > 0:
+            return f"{self.ours} better"
+        if self.high < 0:
+            return f"**{self.other} better**"
+        return "no clear difference"
 
 
 def rows_where(df: pd.DataFrame, **equal: Any) -> pd.DataFrame:
@@ -71,21 +128,8 @@ def paired_differences(
     return diff.sort_index()
 
 
-def paired_gain(df: pd.DataFrame, key: str, ours: Any, other: Any, higher_is_better: bool) -> Stat:
-    """DSD's gain over ``other`` (see ``paired_differences``), summarised over seeds."""
-    return Stat.of(paired_differences(df, key, ours, other, higher_is_better))
-
-
-def _within_spread(gain: Stat) -> bool:
-    """Whether the mean gain is no larger than the seeds' spread of it (needs two seeds)."""
-    return gain.n > 1 and abs(gain.mean) <= gain.std
-
-
-def verdict(gain: Stat) -> str:
-    """DSD against the control, in words, from the paired gain; a loss is shown in bold."""
-    if gain.n == 0:
-        return MISSING
-    noise = " (within seed spread)" if _within_spread(gain) else ""
-    if round(gain.mean, DECIMALS) == 0:
-        return "tie"
-    return f"DSD better{noise}" if gain.mean > 0 else f"**control better{noise}**"
+def paired_gain(
+    df: pd.DataFrame, key: str, ours: Any, other: Any, higher_is_better: bool, labels: tuple[str, str]
+) -> Gain:
+    """``ours`` against ``other`` (see ``paired_differences``); ``labels`` name them in verdicts."""
+    return Gain.of(paired_differences(df, key, ours, other, higher_is_better), *labels)

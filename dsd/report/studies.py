@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 
 from dsd.report.runs import Run
-from dsd.run.records import Metrics
+from dsd.run.fingerprint import SHORT_LENGTH
+from dsd.run.records import Metrics, RunResult
 
 
 @dataclass
@@ -30,9 +31,15 @@ class Study:
     paper_key: str
     task: str
     model: str
-    dataset: str
+    dataset: str  # the dataset's name plus every departure from the paper's setup (see ``label_of``)
     recipe: str
+    data: str = ""  # the data's fingerprint ("" in records written before fingerprints)
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def data_short(self) -> str:
+        """The fingerprint as the tables show it, or why there is none."""
+        return self.data[:SHORT_LENGTH] if self.data else "unverified"
 
     def of(self, method: str) -> list[Run]:
         """The runs of ``method``, in seed order."""
@@ -108,6 +115,15 @@ def _cells(block: Metrics) -> Iterator[tuple[str, str, float]]:
             yield split, metric, float(value)
 
 
+def label_of(result: RunResult) -> str:
+    """``Flickr-8K [encoder pixels; epochs ×0.6]``: the dataset, and every way this run departs
+    from the paper's setup, so that no row of ours passes for the paper's configuration."""
+    notes = list(result.setup)
+    if result.epochs_scale != 1:
+        notes.append(f"epochs ×{result.epochs_scale:g}")
+    return f"{result.dataset} [{'; '.join(notes)}]" if notes else result.dataset
+
+
 def _study_id(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -124,9 +140,11 @@ def group_studies(runs: Sequence[Run]) -> list[Study]:
         else:  # records without the link: same task, data, recipe, scale and config
             config = {k: v for k, v in r.task_config.items() if k != "recipe"}
             ident = [r.paper_key, r.dataset, r.recipe, r.epochs_scale, config]
+        if r.data_fingerprint:  # never mix runs on different data (nor verified with unverified ones)
+            ident.append(r.data_fingerprint)
         key = _study_id(ident)
         if key not in studies:
-            studies[key] = Study(key, r.paper_key, r.task, r.model, r.dataset, r.recipe)
+            studies[key] = Study(key, r.paper_key, r.task, r.model, label_of(r), r.recipe, r.data_fingerprint)
         return studies[key]
 
     branches = [run for run in runs if run.result.method != "baseline"]
@@ -143,7 +161,8 @@ def group_studies(runs: Sequence[Run]) -> list[Study]:
 
 def _serves(baseline: Run, study: Study) -> bool:
     """Whether ``study``'s branches start from ``baseline`` (on the same paper row and dataset)."""
-    same_row = (baseline.result.paper_key, baseline.result.dataset) == (study.paper_key, study.dataset)
+    r = baseline.result
+    same_row = (r.paper_key, label_of(r), r.data_fingerprint) == (study.paper_key, study.dataset, study.data)
     return same_row and any(
         r.study_baseline == baseline.study_baseline for r in study.runs if r.result.method != "baseline"
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import pandas as pd
 
 from dsd.files import atomic_write_text
 from dsd.report.overview import overview
-from dsd.report.paper import load_paper
+from dsd.report.paper import PaperNumbersWarning, load_paper, no_paper
 from dsd.report.render import Document, render_latex, render_markdown
 from dsd.report.runs import load_runs, skipped_runs_on_stderr
 from dsd.report.studies import group_studies
@@ -51,10 +52,21 @@ def _write(out_dir: Path, stem: str, doc: Document, frame: pd.DataFrame) -> list
     return paths
 
 
-def build_tables(runs_dir: Path, paper_dir: Path, out_dir: Path) -> list[Path]:
+def read_paper(paper_dir: Path | None) -> pd.DataFrame:
+    """The paper's numbers; when they cannot be read, a ``PaperNumbersWarning`` and an empty
+    frame that makes every table say so in its header."""
+    try:
+        return load_paper(paper_dir)
+    except (OSError, ValueError) as err:
+        warnings.warn(PaperNumbersWarning(f"the paper's numbers could not be read: {err}"), stacklevel=2)
+        return no_paper(str(err))
+
+
+def build_tables(runs_dir: Path, paper_dir: Path | None, out_dir: Path) -> list[Path]:
     """Write ``overview.{md,tex,csv}`` and ``<task>.{md,tex,csv}`` to ``out_dir``; returns the
-    paths written. Unfinished or corrupt runs are skipped with a ``SkippedRunWarning``."""
-    paper = load_paper(Path(paper_dir))
+    paths written. ``paper_dir`` None: the paper's numbers shipped with the package. Unfinished
+    or corrupt runs are skipped with a ``SkippedRunWarning``."""
+    paper = read_paper(paper_dir)
     studies = group_studies(load_runs(Path(runs_dir)))
     out_dir = Path(out_dir)
     doc, frame = overview(studies, paper)
@@ -69,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``dsd-suite tables``: build the tables; skipped runs are listed on stderr."""
     parser = argparse.ArgumentParser(prog="dsd-suite tables", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="run records to read")
-    parser.add_argument("--paper", type=Path, default=Path("results/paper"), help="the paper's numbers (CSV)")
+    parser.add_argument(
+        "--paper",
+        type=Path,
+        default=None,
+        help="the paper's numbers (CSV files); default: those shipped with dsd",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="where the tables go")
     parser.add_argument("--show", action="store_true", help="print the overview (markdown) when done")
     args = parser.parse_args(argv)

@@ -17,10 +17,28 @@ from typing import Any
 
 import pandas as pd
 
-from dsd.report.cells import ROLE_LABELS, ROLES, Notes, metric_label, paper_text, runs_lines, start_text
-from dsd.report.paper import PaperCell, in_table1_order, paper_cell, paper_phase_cell, report_split
+from dsd.report.cells import (
+    COMPARISONS,
+    ROLE_LABELS,
+    ROLES,
+    Notes,
+    comparison_label,
+    metric_label,
+    paper_text,
+    runs_lines,
+    start_text,
+    verdict_names,
+)
+from dsd.report.paper import (
+    PaperCell,
+    in_table1_order,
+    paper_cell,
+    paper_phase_cell,
+    report_split,
+    unreadable_note,
+)
 from dsd.report.render import Document, Table
-from dsd.report.stats import MISSING, Stat, paired_gain, rows_where, stat_where, verdict
+from dsd.report.stats import GAIN_RULE, MISSING, Gain, Stat, paired_gain, rows_where, stat_where
 from dsd.report.studies import Study
 from dsd.run.records import METHODS, PhaseResult
 
@@ -72,20 +90,20 @@ def method_table(task: str, studies: Sequence[Study], paper: pd.DataFrame) -> Ta
         def stat(c: str, m: str, role: str, values: dict = values) -> str:
             return stat_where(values[c], role=role, metric=m).text() if c in values else MISSING
 
-        def gain(c: str, m: str, other: str, values: dict = values) -> Stat:
+        def gain(c: str, m: str, comparison: tuple[str, str], values: dict = values) -> Gain:
             if c not in values:
-                return Stat()
+                return Gain(*verdict_names(*comparison))
             here = values[c][values[c]["metric"] == m]
-            return paired_gain(here, "role", "dsd", other, specs[m]["higher_is_better"])
+            higher = specs[m]["higher_is_better"]
+            return paired_gain(here, "role", *comparison, higher, verdict_names(*comparison))
 
         for role in ROLES:
             rows.append([dataset, ROLE_LABELS[role], *row_cells(lambda c, m, r=role: stat(c, m, r))])
-        for other, label in (("baseline", "baseline"), ("dense-control", "control")):
-            texts = row_cells(lambda c, m, o=other: gain(c, m, o).text(signed=True))
-            rows.append([dataset, f"DSD gain vs {label}", *texts])
-        rows.append(
-            [dataset, "DSD vs control", *row_cells(lambda c, m: verdict(gain(c, m, "dense-control")))]
-        )
+        for comparison in COMPARISONS:
+            name = comparison_label(*comparison)
+            gains = row_cells(lambda c, m, k=comparison: gain(c, m, k).text())
+            verdicts = row_cells(lambda c, m, k=comparison: gain(c, m, k).verdict())
+            rows += [[dataset, f"{name} (gain)", *gains], [dataset, f"{name} (verdict)", *verdicts]]
     column_study = {c: s for (c, _), s in sorted(cell_of.items(), key=lambda kv: kv[0][1])}
     for role in ROLES:
         found: dict[tuple[str, str], PaperCell | None] = {}
@@ -99,8 +117,8 @@ def method_table(task: str, studies: Sequence[Study], paper: pd.DataFrame) -> Ta
             rows.append([f"paper ({', '.join(where)})", ROLE_LABELS[role], *texts])
     caption = (
         f"Split: {', '.join(sorted(set(split_of.values())))}. Ours: mean ± std over seeds on the dataset "
-        "named in each row; gains paired by seed, positive = DSD better. Rows 'paper (...)': the "
-        "paper's published figures, on the dataset and split named there."
+        "named in each row; gains paired by seed with their 95 % interval (see above). Rows "
+        "'paper (...)': the paper's published figures, on the dataset and split named there."
     )
     return Table(f"{task}: {metric_head}", caption, header, rows, notes.lines())
 
@@ -159,7 +177,8 @@ def phase_table(study: Study, paper: pd.DataFrame) -> Table:
     header = [
         "dataset", "run", "phase", "schedule",
         *(f"{sp} {metric_label(m, specs[m])}" for sp in splits for m in metrics),
-        f"DSD gain vs control, same phase ({split} {metric_label(primary, specs[primary], arrow=False)})",
+        f"DSD vs control, same phase: gain ({split} {metric_label(primary, specs[primary], arrow=False)})",
+        "DSD vs control, same phase: verdict",
         "seeds",
         *(f"paper ({ds}) {sp} {metric_label(m, specs.get(m, {}), arrow=False)}" for sp, m, ds in pcols),
     ]  # fmt: skip
@@ -167,11 +186,13 @@ def phase_table(study: Study, paper: pd.DataFrame) -> Table:
     for method, index, name, schedule in _phase_entries(study):
         here = rows_where(values, method=method, phase=index)
         ours = [stat_where(here, split=sp, metric=m).text() for sp in splits for m in metrics]
-        gain = MISSING
+        gain = Gain(*verdict_names("dsd", "dense-control"))
         if method == "dsd":
             pair = rows_where(values, phase=index, split=split, metric=primary)
             higher = specs[primary]["higher_is_better"]
-            gain = paired_gain(pair, "method", "dsd", "dense-control", higher).text(signed=True)
+            gain = paired_gain(
+                pair, "method", "dsd", "dense-control", higher, verdict_names("dsd", "dense-control")
+            )
         seeds = str(here["seed"].nunique()) if not here.empty else "0"
         figures = [
             paper_text(paper_phase_cell(paper, study.paper_key, m, sp, method, index), notes, False)
@@ -184,7 +205,8 @@ def phase_table(study: Study, paper: pd.DataFrame) -> Table:
                 str(index),
                 f"{name}: {schedule}",
                 *ours,
-                gain,
+                gain.text(),
+                gain.verdict(),
                 seeds,
                 *figures,
             ]
@@ -193,7 +215,7 @@ def phase_table(study: Study, paper: pd.DataFrame) -> Table:
         "Like the paper's speech tables. Ours: mean ± std over seeds on the dataset named in "
         "each row; 'paper (...)' columns: the paper's figures on the dataset named in the header, "
         "beside the branch and phase they belong to (the paper's equal-epoch dense baseline sits by "
-        "the control phase with as many epochs). Gains paired by seed, positive = DSD better."
+        "the control phase with as many epochs). Gains paired by seed with their 95 % interval (see above)."
     )
     title = f"{study.paper_key} on {study.dataset}, per phase"
     return Table(title, caption, header, rows, notes.lines())
@@ -206,8 +228,10 @@ def task_document(task: str, studies: Sequence[Study], paper: pd.DataFrame) -> D
     plain = [s for s in studies if not s.iterated]
     tables = ([method_table(task, plain, paper)] if plain else []) + [phase_table(s, paper) for s in iterated]
     intro = [
+        *unreadable_note(paper),
         "Generated by dsd.report from the finished runs; every row names the dataset it was "
-        "measured on, every paper figure the paper's dataset."
+        "measured on, every paper figure the paper's dataset.",
+        GAIN_RULE,
     ]
     return Document(f"{task}: detailed results beside the paper", intro, tables, runs_lines(studies))
 

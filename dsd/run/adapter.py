@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.run.config import check_choices, param
+from dsd.run.fingerprint import DataFingerprint
 
 #: Where every task keeps its stand-in and caches unless told otherwise: ``data/<task>``.
 CACHE_ROOT = Path("data")
@@ -129,6 +130,17 @@ class TaskAdapter(abc.ABC):
         """Extra facts for the run record (encoder, tokenization, vocabulary size, ...)."""
         return {}
 
+    def setup_notes(self) -> list[str]:
+        """Every choice of this run that departs from the paper's setup for the task (a non-paper
+        encoder, image size, model width, optimizer, ...), as short phrases. The tables add them to
+        the dataset label of every row they affect, so that no such row passes for the paper's."""
+        return []
+
+    @abc.abstractmethod
+    def data_fingerprint(self) -> DataFingerprint:
+        """What identifies the data this task reads (never its path): see ``dsd.run.fingerprint``.
+        Called after ``prepare()`` on rank 0; part of every run's hash and record."""
+
     # ------------------------------------------------------------------ preparation
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Build what must exist before training (stand-in data, feature caches). Runs on rank 0
@@ -190,6 +202,11 @@ class TaskAdapter(abc.ABC):
 
     def data_issues(self) -> dict[str, int]:
         """Counts of skipped or repaired inputs (bad images, resampled audio, ...) for the record."""
+        return {}
+
+    def skipped_inputs(self) -> dict[str, list[str]]:
+        """The inputs left out, by kind (``unreadable images``: their paths, ...). The run record
+        keeps the first names of each kind and the count; the console prints one line per kind."""
         return {}
 
     def write_predictions(self, split: str, records: list[Any], path: Path) -> None:  # noqa: B027

@@ -65,6 +65,10 @@ class RunRecord:
     start: str = ""  # "": trained from scratch; "pretrained:<model>" or "file:<sha256>"
     baseline_hash: str = ""  # a branch's baseline run ("" for a baseline)
     baseline_run: str = ""  # that baseline's folder, relative to the results folder (for people)
+    data_fingerprint: str = ""  # the data's identity (dsd.run.fingerprint); "" in records before it
+    data_facts: dict[str, Any] = field(default_factory=dict)  # what the data holds, for people
+    setup: list[str] = field(default_factory=list)  # departures from the paper's setup
+    skipped: dict[str, Any] = field(default_factory=dict)  # kind -> {count, first names}
     task_config: dict[str, Any] = field(default_factory=dict)
     description: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {higher_is_better, ...}

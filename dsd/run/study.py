@@ -12,6 +12,8 @@ baseline it started from by that baseline's hash.
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from dsd.files import file_sha256, safe_torch_load
 from dsd.run import dist
 from dsd.run.adapter import TaskAdapter
 from dsd.run.config import config_fields, non_default_fields
+from dsd.run.fingerprint import DataFingerprint, skipped_record
 from dsd.run.folder import RunFolder
 from dsd.run.histograms import HistogramCapture
 from dsd.run.loop import RunLoop, RunPlan
@@ -51,20 +54,42 @@ def run_study(adapter: TaskAdapter, run: RunConfig) -> list[Path]:
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     info = dist.init_distributed(run.device)
+    data = None
     if info.is_main:
         adapter.prepare()
-    dist.barrier()
+        data = _Data(adapter.data_fingerprint(), skipped_record(adapter.skipped_inputs()))
+        _say_skipped(adapter, data.skipped)
+    data = dist.broadcast_object(data)
     recipe = study_recipe(adapter, run.epochs_scale)
     start_id, start_state = _start(adapter, run.start)
     folders: list[Path] = []
     for seed in run.seeds:
-        baseline = _baseline(adapter, run, recipe, seed, info, start_id, start_state)
+        baseline = _baseline(adapter, run, recipe, seed, info, data, start_id, start_state)
         if "baseline" in run.methods:
             folders.append(baseline.path)
         for method in BRANCHES:
             if method in run.methods:
-                folders.append(_branch(adapter, run, recipe, seed, info, method, baseline).path)
+                folders.append(_branch(adapter, run, recipe, seed, info, data, method, baseline).path)
     return folders
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What the study knows of its data once prepared: its identity and what was left out."""
+
+    fingerprint: DataFingerprint
+    skipped: dict[str, Any]
+
+
+def _say_skipped(adapter: TaskAdapter, skipped: dict[str, Any]) -> None:
+    """One line per kind of skipped input, so a skip never goes unnoticed on the console."""
+    for kind, entry in skipped.items():
+        shown = ", ".join(entry["first"][:3]) + (", ..." if entry["count"] > 3 else "")
+        print(
+            f"warning: {adapter.name}: skipped {entry['count']} {kind} ({shown}); "
+            "every run's config.json lists them",
+            file=sys.stderr,
+        )
 
 
 def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tensor] | None]:
@@ -87,17 +112,24 @@ def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tenso
     return start_id, state
 
 
-def _identity(adapter: TaskAdapter, run: RunConfig) -> dict[str, Any]:
-    """What every run of this task shares in its hash: non-default, non-path settings."""
+def _identity(adapter: TaskAdapter, run: RunConfig, data: _Data) -> dict[str, Any]:
+    """What every run of this task shares in its hash: non-default, non-path settings and the
+    data's fingerprint (so different data never reuses a run, and moved data always does)."""
     task = non_default_fields(adapter.config)
     task.pop("recipe", None)  # the schedule text itself enters each run's hash
     loop = non_default_fields(run.loop(0))
     loop = {k: v for k, v in loop.items() if k in ("amp", "deterministic")}
-    return {"task": task, "loop": loop, "dataset": adapter.dataset_name}
+    return {"task": task, "loop": loop, "dataset": adapter.dataset_name, "data": data.fingerprint.digest}
 
 
 def _record(
-    adapter: TaskAdapter, run: RunConfig, recipe: Schedule, method: str, seed: int, info: dist.DistInfo
+    adapter: TaskAdapter,
+    run: RunConfig,
+    recipe: Schedule,
+    method: str,
+    seed: int,
+    info: dist.DistInfo,
+    data: _Data,
 ) -> RunRecord:
     """The record of one run (its hash, schedule and baseline link are filled in by the caller)."""
     return RunRecord(
@@ -122,6 +154,10 @@ def _record(
         device=info.device.type,
         amp=run.amp,
         deterministic=run.deterministic,
+        data_fingerprint=data.fingerprint.digest,
+        data_facts=data.fingerprint.facts,
+        setup=adapter.setup_notes(),
+        skipped=data.skipped,
     )
 
 
@@ -131,10 +167,11 @@ def _baseline(
     recipe: Schedule,
     seed: int,
     info: dist.DistInfo,
+    data: _Data,
     start_id: str,
     start_state: Any,
 ) -> RunFolder:
-    identity = _identity(adapter, run)
+    identity = _identity(adapter, run, data)
     schedule = recipe.head()
     if start_id:
         identity["start"] = start_id
@@ -144,7 +181,7 @@ def _baseline(
     folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed)
     if folder.is_done:
         return folder
-    record = _record(adapter, run, recipe, "baseline", seed, info)
+    record = _record(adapter, run, recipe, "baseline", seed, info, data)
     record.hash, record.start = run_hash, start_id
     record.schedule = "" if start_id else str(schedule)
     plan = RunPlan(folder=folder, schedule=schedule, first_phase=0, record=record)
@@ -162,18 +199,19 @@ def _branch(
     recipe: Schedule,
     seed: int,
     info: dist.DistInfo,
+    data: _Data,
     method: str,
     baseline: RunFolder,
 ) -> RunFolder:
     schedule = recipe.tail() if method == "dsd" else recipe.tail().dense_control()
     baseline_hash = load_record(baseline.path).hash
-    identity = _identity(adapter, run)
+    identity = _identity(adapter, run, data)
     identity.update(schedule=str(schedule), baseline=baseline_hash)
     run_hash = config_hash(identity)
     folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed)
     if folder.is_done:
         return folder
-    record = _record(adapter, run, recipe, method, seed, info)
+    record = _record(adapter, run, recipe, method, seed, info, data)
     record.hash, record.schedule = run_hash, str(schedule)
     record.baseline_hash = baseline_hash
     record.baseline_run = baseline.path.relative_to(Path(run.results_dir)).as_posix()

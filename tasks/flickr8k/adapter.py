@@ -40,6 +40,7 @@ from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.run.config import param
+from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.schedule import PAPER_RECIPES
 from tasks.flickr8k import bleu, corpus, features, standin
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
@@ -269,6 +270,7 @@ class Flickr8kTask(TaskAdapter):
         if table.failed:  # only reached with skip_bad_data: drop the undecodable images
             failed = set(table.failed)
             corp.issues["undecodable_images"] = len(failed & set(names))
+            corp.skipped["undecodable images"] = sorted(failed & set(names))
             for split in corpus.SPLITS:
                 corp.splits[split] = [n for n in corp.splits[split] if n not in failed]
                 if not corp.splits[split]:
@@ -304,6 +306,37 @@ class Flickr8kTask(TaskAdapter):
 
     def data_issues(self) -> dict[str, int]:
         return dict(self._data.corpus.issues)
+
+    def skipped_inputs(self) -> dict[str, list[str]]:
+        return self._data.corpus.skipped
+
+    def data_fingerprint(self) -> DataFingerprint:
+        """Which annotation file was read (Karpathy's JSON or the official token file and split
+        lists), every split's images with their sizes, and every caption as written."""
+        corp = self._data.corpus
+        builder = FingerprintBuilder("Flickr-8K").add("annotations", corp.source)
+        for split in corpus.SPLITS:
+            for name in corp.splits[split]:
+                builder.add(split, name, (corp.images_dir / name).stat().st_size, *corp.raw_captions[name])
+        return builder.finish(
+            annotations=corp.source,
+            images={split: len(corp.splits[split]) for split in corpus.SPLITS},
+            captions=sum(len(c) for c in corp.raw_captions.values()),
+        )
+
+    def setup_notes(self) -> list[str]:
+        """Departures from NeuralTalk's Flickr-8K setup: the image encoder, the feature
+        normalisation, the model widths and the optimizer settings."""
+        cfg, notes = self.config, []
+        if self.encoder != "vgg16-fc7":
+            notes.append(f"encoder {self.encoder}")
+        if self.feature_norm != "none":
+            notes.append("standardized features")
+        if (cfg.embed_size, cfg.hidden_size) != (256, 256):
+            notes.append(f"embedding {cfg.embed_size}, LSTM {cfg.hidden_size}")
+        if (cfg.batch_size, cfg.rmsprop_alpha) != (NEURALTALK_BATCH, NEURALTALK_RMSPROP_ALPHA):
+            notes.append(f"batch {cfg.batch_size}, RMSprop decay {cfg.rmsprop_alpha:g}")
+        return notes
 
     @property
     def vocabulary(self) -> Vocabulary:

@@ -76,6 +76,7 @@ class Corpus:
     captions: dict[str, list[list[str]]]  # image -> tokenized captions
     raw_captions: dict[str, list[str]]  # image -> captions as written
     issues: Counter[str] = field(default_factory=Counter)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # kind -> what was left out, named
 
     def split_captions(self, split: str) -> Iterable[list[str]]:
         for name in self.splits[split]:
@@ -88,11 +89,13 @@ class _Issues:
     def __init__(self, skip_bad: bool) -> None:
         self.skip_bad = skip_bad
         self.counts: Counter[str] = Counter({name: 0 for name in ISSUE_NAMES})
+        self.named: dict[str, list[str]] = {}
 
     def report(self, kind: str, message: str) -> None:
         if not self.skip_bad:
             raise DataError(message + " (pass skip_bad_data=True to count and skip such entries)")
         self.counts[kind] += 1
+        self.named.setdefault(kind.replace("_", " "), []).append(message)
 
 
 # ---------------------------------------------------------------------- locating files
@@ -303,7 +306,7 @@ def load_corpus(
     used = {n for names in splits.values() for n in names}
     captions = {n: c for n, c in captions.items() if n in used}
     raw = {n: r for n, r in raw.items() if n in used}
-    return Corpus(folder, str(path.name), splits, captions, raw, issues.counts)
+    return Corpus(folder, str(path.name), splits, captions, raw, issues.counts, issues.named)
 
 
 def _check_disjoint(splits: dict[str, list[str]]) -> None:

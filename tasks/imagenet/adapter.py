@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from dsd.errors import ConfigError
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
 from dsd.run.config import param
+from dsd.run.fingerprint import DataFingerprint
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
 from tasks.imagenet.standin import StandinSpec, ensure_standin
@@ -129,6 +130,8 @@ class ImageNetTask(TaskAdapter):
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
+        """``ImageNet`` for a 1000-class tree, else ``ImageFolder (N classes)``: never the folder's
+        name, which would tie the runs to where the data lies (the fingerprint tells trees apart)."""
         if self.is_standin:
             return STANDIN_NAME
         classes = (
@@ -138,7 +141,7 @@ class ImageNetTask(TaskAdapter):
         )
         if classes == IMAGENET_CLASSES:
             return "ImageNet"
-        return f"ImageFolder {Path(self.data_dir).name} ({classes} classes)"
+        return f"ImageFolder ({classes} classes)"
 
     @property
     def model_name(self) -> str:
@@ -201,6 +204,23 @@ class ImageNetTask(TaskAdapter):
                 )
             self._index = index
         return self._index
+
+    def data_fingerprint(self) -> DataFingerprint:
+        return datalib.fingerprint(self._tree())
+
+    def skipped_inputs(self) -> dict[str, list[str]]:
+        return {"unreadable images": [f"{path} ({why})" for path, why in sorted(self._tree().bad.items())]}
+
+    def setup_notes(self) -> list[str]:
+        """The image size and crop scale, where they are not ImageNet's 224 px and 8 %."""
+        cfg, notes = self.config, []
+        if cfg.image_size != IMAGENET_SIZE:
+            notes.append(f"{cfg.image_size} px images")
+        if cfg.min_crop_scale != IMAGENET_MIN_CROP:
+            notes.append(f"crops of at least {cfg.min_crop_scale:.0%} of the image")
+        if cfg.label_smoothing:
+            notes.append(f"label smoothing {cfg.label_smoothing:g}")
+        return notes
 
     def data_issues(self) -> dict[str, int]:
         index = self._tree()

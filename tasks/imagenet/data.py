@@ -37,6 +37,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from dsd import files
 from dsd.errors import DataError, UserError
+from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 
 SPLITS = ("train", "val")
 INDEX_VERSION = 1
@@ -172,6 +173,25 @@ def listing_key(splits: dict[str, SplitListing]) -> str:
         for (path, label), (size, mtime) in zip(listing.files, listing.stats, strict=True):
             digest.update(f"{path}\t{label}\t{size}\t{mtime}\n".encode())
     return digest.hexdigest()[:20]
+
+
+def fingerprint(index: TreeIndex) -> DataFingerprint:
+    """The tree's identity without its location: class names, every image's path relative to
+    the root with its size, and which images the verify pass left out. Moving or copying the
+    tree keeps it (modification times are not part of it); any other change gives a new one."""
+    builder = FingerprintBuilder("ImageFolder").add("classes", *index.classes)
+    for split in SPLITS:
+        listing = index.splits[split]
+        builder.add_all(
+            (path, label, size) for (path, label), (size, _) in zip(listing.files, listing.stats, strict=True)
+        )
+    builder.add_all(("unreadable", path) for path in sorted(index.bad))
+    return builder.finish(
+        format="ImageFolder",
+        classes=len(index.classes),
+        images={split: len(index.samples(split)) for split in SPLITS},
+        unreadable=len(index.bad),
+    )
 
 
 def check_image(path: str) -> str | None:

@@ -46,6 +46,7 @@ from torch import nn
 from dsd.errors import DataError
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.run.config import param
+from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.schedule import PAPER_RECIPES
 from tasks.wsj import prepare as preparation
 from tasks.wsj import standin
@@ -305,6 +306,39 @@ class SpeechTask(TaskAdapter):
 
     def sample_lengths(self) -> Sequence[int]:
         return self.train_dataset().frame_lengths()
+
+    def skipped_inputs(self) -> dict[str, list[str]]:
+        """What preparation and the datasets' checks left out, by reason."""
+        skipped: dict[str, list[str]] = {}
+        for reason, names in (read_prepared(self.folder) or {}).get("skipped", {}).items():
+            skipped[f"utterances at preparation: {reason.replace('_', ' ')}"] = list(names)
+        for dataset in [self.train_dataset(), *self.eval_datasets().values()]:
+            for reason, names in dataset.skipped.items():
+                skipped[f"{dataset.name} utterances: {reason}"] = names
+        return skipped
+
+    def data_fingerprint(self) -> DataFingerprint:
+        """The corpus and every manifest line that the runs read (id, audio file name, duration,
+        transcript), per split; not where the audio lies."""
+        builder = FingerprintBuilder("speech manifests").add("corpus", self.corpus)
+        splits = [SPLITS[self.corpus][0], *SPLITS[self.corpus][1]]
+        sizes = {}
+        for split in splits:
+            utterances = sorted(self._manifest(split), key=lambda u: u.id)
+            builder.add_all((split, u.id, u.audio.name, f"{u.duration:.3f}", u.text) for u in utterances)
+            sizes[split] = len(utterances)
+        return builder.finish(corpus=self.dataset_name, utterances=sizes)
+
+    def setup_notes(self) -> list[str]:
+        """Departures from the paper's DeepSpeech setup: model sizes, cell, optimizer."""
+        cfg, sizes = self.config, self.sizes()
+        paper = {name: choices[0] for name, choices in AUTO_SIZES[cfg.arch].items()}
+        notes = [f"{name.replace('_', ' ')} {sizes[name]}" for name in sizes if sizes[name] != paper[name]]
+        if cfg.arch == "deepspeech2" and cfg.rnn != "rnn":
+            notes.append(f"{cfg.rnn.upper()} cells")
+        if self.optimizer_name != "nesterov":
+            notes.append(f"{self.optimizer_name} optimizer")
+        return notes
 
     def data_issues(self) -> dict[str, int]:
         issues: Counter[str] = Counter()

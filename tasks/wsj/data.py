@@ -50,6 +50,7 @@ class SpeechDataset(Dataset):
     ) -> None:
         self.name = name
         self.issues: Counter[str] = Counter()
+        self.skipped: dict[str, list[str]] = {}  # problem -> the utterances left out
         first_bad: dict[str, str] = {}
         kept: list[tuple[Utterance, list[int]]] = []
         for utt in utterances:
@@ -64,6 +65,7 @@ class SpeechDataset(Dataset):
                     problem = "too_short_for_ctc"
             if problem:
                 self.issues[problem] += 1
+                self.skipped.setdefault(problem.replace("_", " "), []).append(f"{utt.id} ({utt.audio.name})")
                 first_bad.setdefault(problem, f"{utt.id} ({utt.audio.name}): {utt.text[:60]!r}")
                 continue
             kept.append((utt, labels))

@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dsd.errors import ConfigError, UserError
+from dsd.run.fingerprint import SKIPPED_KEPT
 from tasks.wsj import audio as audiolib
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
 from tasks.wsj.text import clean_spaces
@@ -91,11 +92,13 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
     counts: dict[str, int] = {}
     hours: dict[str, float] = {}
     paths: dict[str, Path] = {}
+    named: dict[str, list[str]] = defaultdict(list)  # reason -> the first skipped, over all splits
     for split in SPLITS[corpus]:
         skipped: dict[str, list[str]] = defaultdict(list)
         utterances = collect(context, split, out_dir, skipped)
         for reason, names in sorted(skipped.items()):
             issues[reason] += len(names)
+            named[reason].extend(f"{split}: {n}" for n in names[: SKIPPED_KEPT - len(named[reason])])
             more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
             shown = ", ".join(names[:_SHOWN]) + more
             message = f"{corpus} {split}: skipped {len(names)} utterance(s), {reason}: {shown}"
@@ -106,7 +109,7 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
         write_manifest(paths[split], sorted(utterances, key=lambda u: u.id))
         counts[split] = len(utterances)
         hours[split] = round(sum(u.duration for u in utterances) / 3600, 3)
-    write_prepared(out_dir, corpus, counts, dict(sorted(issues.items())), hours=hours)
+    write_prepared(out_dir, corpus, counts, dict(sorted(issues.items())), hours=hours, skipped=dict(named))
     return paths
 
 

@@ -41,17 +41,17 @@ def test_build_figures_writes_curves_and_histograms_per_study(figures):
     out, paths, skipped = figures
     names = sorted(p.name for p in paths)
     assert sorted(p.name for p in out.iterdir()) == names  # nothing else (no temp files left)
-    assert [n for n in names if n.startswith("curves_")] == [
-        "curves_imagenet-resnet18_digits-stand-in_aa9607f3.png",
-        "curves_imagenet-vgg16_digits-stand-in_b2a0092c.png",
-        "curves_wsj-deepspeech_espeak-stand-in_0c70dd40.png",
+    studies = [
+        "flickr8k-neuraltalk_Flickr-8K_866d64e7",
+        "imagenet-googlenet_digits-stand-in_f98d7f05",
+        "imagenet-resnet18_digits-stand-in_fccd82b7",
+        "imagenet-vgg16_digits-stand-in_8678523a",
+        "wsj-deepspeech_espeak-stand-in_1c3680f6",
     ]
+    assert [n for n in names if n.startswith("curves_")] == [f"curves_{s}.png" for s in studies]
     histograms = [n for n in names if n.startswith("histograms_")]
-    assert histograms == [  # the first finished seed of each study's dsd runs
-        "histograms_imagenet-resnet18_digits-stand-in_aa9607f3_seed0.png",
-        "histograms_imagenet-vgg16_digits-stand-in_b2a0092c_seed0.png",
-        "histograms_wsj-deepspeech_espeak-stand-in_0c70dd40_seed0.png",
-    ]
+    # the first finished seed of each study's dsd runs
+    assert histograms == [f"histograms_{s}_seed0.png" for s in studies]
     for path in paths:
         _assert_png(path, min_width=800)
     assert len(skipped) == 3  # the corrupt and unfinished records, as for the tables
@@ -90,7 +90,7 @@ def test_a_bad_histogram_file_skips_only_that_figure(tmp_path):
     hist.write_text("{not json")
     with pytest.warns(SkippedRunWarning, match=r"skipping the histograms of run .*seed0: .*cannot read"):
         paths = build_figures(runs, tmp_path / "out")
-    assert [p.name for p in paths] == ["curves_imagenet-vgg16_digits-stand-in_b2a0092c.png"]
+    assert [p.name for p in paths] == ["curves_imagenet-vgg16_digits-stand-in_8678523a.png"]
 
 
 def test_cli_names_the_figures(tmp_path, capsys):

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -21,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dsd.report.paper import load_paper
-from dsd.report.runs import SkippedRunWarning, load_runs
+from dsd.report.paper import PUBLISHED, load_paper
+from dsd.report.runs import SkippedRunWarning, UnverifiedDataWarning, load_runs
 from dsd.report.stats import Stat
 from dsd.report.studies import group_studies
 from dsd.report.tables import build_tables, main
@@ -30,15 +31,15 @@ from dsd.report.tables import build_tables, main
 HERE = Path(__file__).resolve().parents[1]
 RECORDS = HERE / "fixtures" / "records"
 GOLDEN = HERE / "golden" / "tables"
-PAPER = HERE.parent / "results" / "paper"
+PAPER = PUBLISHED  # the paper's numbers, as the package ships them
 
 sys.path.insert(0, str(HERE / "fixtures"))
 from make_records import StudyWriter  # noqa: E402
 
 BROKEN = {
-    "imagenet-resnet18/dense-control-76531c66/seed3": "not valid JSON",
-    "imagenet-resnet18/dsd-fe0b66b8/seed3": "missing key 'final'",
-    "wsj-deepspeech/dsd-a37f3a39/seed2": "unfinished (no 'done' marker)",
+    "imagenet-resnet18/dense-control-b410e558/seed3": "not valid JSON",
+    "imagenet-resnet18/dsd-14aa4922/seed3": "missing key 'final'",
+    "wsj-deepspeech/dsd-fe013d11/seed2": "unfinished (no 'done' marker)",
 }
 
 
@@ -77,7 +78,9 @@ def test_golden_files(tables):
 def test_expected_files(tables):
     _, paths, _ = tables
     assert [p.name for p in paths] == [
-        f"{stem}.{ext}" for stem in ("overview", "imagenet", "wsj") for ext in ("md", "tex", "csv")
+        f"{stem}.{ext}"
+        for stem in ("overview", "imagenet", "flickr8k", "wsj")
+        for ext in ("md", "tex", "csv")
     ]
 
 
@@ -91,7 +94,7 @@ def test_unfinished_and_corrupt_runs_are_skipped_with_a_warning_naming_each(tabl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         runs = load_runs(RECORDS)
-    assert len(runs) == 21  # 10 resnet18 + 3 vgg16 + 8 deepspeech
+    assert len(runs) == 36  # 10 resnet18 + 9 googlenet + 3 vgg16 + 6 neuraltalk + 8 deepspeech
     assert not any(str(run.folder).endswith(tuple(BROKEN)) for run in runs)
 
 
@@ -101,7 +104,7 @@ def test_the_rest_is_still_counted(tables):
     frame = pd.read_csv(out / "overview.csv")
     row = frame[frame["paper_key"] == "imagenet/resnet18"].iloc[0]
     assert (row["baseline_n"], row["sparse_n"], row["dsd_n"], row["dense_control_n"]) == (4, 3, 3, 3)
-    assert row["gain_vs_control_n"] == 3
+    assert row["dsd_vs_dense_control_n"] == 3
 
 
 def test_overview_matches_a_hand_computation(tables):
@@ -122,21 +125,38 @@ def test_overview_matches_a_hand_computation(tables):
     assert row["dsd_std"] == pytest.approx(dsd.std(ddof=1), abs=1e-4)
     assert row["baseline_mean"] == pytest.approx(base.mean(), abs=1e-4)
     paired = (control - dsd).dropna()  # lower is better: gain = control - DSD
-    assert row["gain_vs_control_mean"] == pytest.approx(paired.mean(), abs=1e-4)
-    assert row["gain_vs_control_std"] == pytest.approx(paired.std(ddof=1), abs=1e-4)
-    assert row["gain_vs_baseline_mean"] == pytest.approx((base[dsd.index] - dsd).mean(), abs=1e-4)
+    assert row["dsd_vs_dense_control_mean"] == pytest.approx(paired.mean(), abs=1e-4)
+    half = 4.302652729749462 * paired.std(ddof=1) / 3**0.5  # Student t(0.975, 2 degrees of freedom)
+    assert row["dsd_vs_dense_control_ci_low"] == pytest.approx(paired.mean() - half, abs=1e-4)
+    assert row["dsd_vs_dense_control_ci_high"] == pytest.approx(paired.mean() + half, abs=1e-4)
+    assert row["dsd_vs_baseline_mean"] == pytest.approx((base[dsd.index] - dsd).mean(), abs=1e-4)
 
 
 def test_a_loss_to_the_control_is_shown_plainly(tables):
+    """googlenet: the control wins on every seed and the interval lies below zero."""
     out, _, _ = tables
     md = (out / "overview.md").read_text()
-    vgg = next(line for line in md.splitlines() if line.startswith("| imagenet/vgg16"))
-    assert "**control better**" in vgg
+    googlenet = next(line for line in md.splitlines() if line.startswith("| imagenet/googlenet"))
+    assert "**control better**" in googlenet
     frame = pd.read_csv(out / "overview.csv").set_index("paper_key")
-    assert frame.loc["imagenet/vgg16", "dsd_vs_control"] == "control better"
-    assert frame.loc["imagenet/vgg16", "gain_vs_control_mean"] < 0
-    assert frame.loc["imagenet/resnet18", "dsd_vs_control"].startswith("DSD better")
+    assert frame.loc["imagenet/googlenet", "dsd_vs_dense_control_verdict"] == "control better"
+    assert frame.loc["imagenet/googlenet", "dsd_vs_dense_control_ci_high"] < 0
+    assert frame.loc["imagenet/resnet18", "dsd_vs_dense_control_verdict"] == "DSD better"
+    assert frame.loc["imagenet/resnet18", "dsd_vs_dense_control_ci_low"] > 0
     assert r"\textbf{control better}" in (out / "overview.tex").read_text()
+
+
+def test_verdicts_need_an_interval_that_excludes_zero(tables):
+    """One seed gives no verdict; an interval that touches zero gives no winner."""
+    out, _, _ = tables
+    frame = pd.read_csv(out / "overview.csv").set_index("paper_key")
+    assert frame.loc["imagenet/vgg16", "dsd_vs_dense_control_verdict"] == "1 seed: no verdict"
+    assert frame.loc["imagenet/vgg16", "dsd_vs_baseline_verdict"] == "1 seed: no verdict"
+    wsj = frame.loc["wsj/deepspeech"]
+    assert wsj["dsd_vs_dense_control_ci_low"] < 0 < wsj["dsd_vs_dense_control_ci_high"]
+    assert wsj["dsd_vs_dense_control_verdict"] == "no clear difference"
+    vgg = next(line for line in (out / "overview.md").read_text().splitlines() if "| imagenet/vgg16" in line)
+    assert "DSD better" not in vgg and "control better" not in vgg and "(n=1)" in vgg
 
 
 def test_single_seed_has_no_spread(tables):
@@ -164,7 +184,7 @@ def test_every_paper_figure_names_its_dataset(tables):
                 r"—|[0-9.]+ \((ImageNet val|Flickr-8K test|WSJ dev93)\)( \[\d+\])?", row[i]
             ), row[i]
     imagenet = (out / "imagenet.md").read_text()
-    assert "| paper (ImageNet val) | DSD" in imagenet.replace("  ", " ").replace("  ", " ")
+    assert re.search(r"\| paper \(ImageNet val\) +\| DSD ", imagenet)
     wsj = (out / "wsj.md").read_text()
     assert "paper (WSJ) eval92 WER" in wsj and "paper (WSJ) dev93 WER" in wsj
     for line in wsj.splitlines():
@@ -213,8 +233,12 @@ def test_higher_is_better_metrics_flip_the_sign(tmp_path):
     assert skipped == []
     row = pd.read_csv(tmp_path / "out" / "overview.csv").set_index("paper_key").loc["flickr8k/neuraltalk"]
     assert row["split"] == "test"  # the paper's split, since our runs have it
-    assert row["gain_vs_baseline_mean"] > 1 and row["gain_vs_control_mean"] > 1
-    assert row["dsd_vs_control"].startswith("DSD better")
+    assert row["dsd_vs_baseline_mean"] > 1 and row["dsd_vs_dense_control_mean"] > 1
+    assert row["dsd_vs_dense_control_n"] == 2
+    low, high = row["dsd_vs_dense_control_ci_low"], row["dsd_vs_dense_control_ci_high"]
+    assert low < row["dsd_vs_dense_control_mean"] < high
+    expected = "DSD better" if low > 0 else "no clear difference"  # higher BLEU: DSD ahead, never behind
+    assert row["dsd_vs_dense_control_verdict"] == expected
     md = (tmp_path / "out" / "flickr8k.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| dataset"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
@@ -253,9 +277,11 @@ def test_without_the_papers_numbers_the_tables_still_build(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         paths = build_tables(RECORDS, tmp_path / "no-paper-here", tmp_path / "out")
-    assert len(paths) == 9
+    assert len(paths) == 12
     overview = pd.read_csv(tmp_path / "out" / "overview.csv")
-    assert len(overview) == 3 and overview["paper_baseline"].isna().all()
+    assert len(overview) == 5 and overview["paper_baseline"].isna().all()
+    md = (tmp_path / "out" / "overview.md").read_text()
+    assert "The paper's numbers could not be read" in md  # said in the document, not only on stderr
 
 
 def test_cli_lists_skipped_runs_on_stderr(tmp_path, capsys):
@@ -323,7 +349,53 @@ def test_studies_group_branches_with_their_baseline():
     assert sorted(
         (s.paper_key, len(s.of("baseline")), len(s.of("dsd")), len(s.of("dense-control"))) for s in studies
     ) == [
+        ("flickr8k/neuraltalk", 2, 2, 2),
+        ("imagenet/googlenet", 3, 3, 3),
         ("imagenet/resnet18", 4, 3, 3),
         ("imagenet/vgg16", 1, 1, 1),
         ("wsj/deepspeech", 3, 2, 3),
     ]
+
+
+# ---------------------------------------------------------------------- where the tables run
+def test_tables_from_another_folder_still_show_the_papers_numbers(tmp_path):
+    """The paper's numbers ship with the package: no results/paper beside the cwd or the runs."""
+    runs = tmp_path / "elsewhere" / "runs"
+    shutil.copytree(RECORDS / "flickr8k-neuraltalk", runs / "flickr8k-neuraltalk")
+    out = tmp_path / "tables"
+    command = [sys.executable, "-m", "tasks.cli", "tables", "--runs", str(runs), "--out", str(out)]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    row = pd.read_csv(out / "overview.csv").set_index("paper_key").loc["flickr8k/neuraltalk"]
+    assert (row["paper_baseline"], row["paper_dsd"]) == (16.8, 18.5)
+    assert row["split"] == "test"  # the paper's split, found because the paper's numbers were
+    assert "could not be read" not in done.stderr
+
+
+# ---------------------------------------------------------------------- records of earlier code
+LEGACY = HERE / "fixtures" / "legacy_records" / "runs"
+
+
+def test_records_without_a_data_fingerprint_are_read_apart_and_marked(tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(LEGACY, runs)
+    shutil.copytree(RECORDS / "imagenet-resnet18", runs / "imagenet-resnet18", dirs_exist_ok=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        studies = group_studies(load_runs(runs))
+    unverified = [str(w.message) for w in caught if issubclass(w.category, UnverifiedDataWarning)]
+    assert len(unverified) == 1 and "6 run(s)" in unverified[0] and "rerun" in unverified[0]
+    by_data = {s.data_short: s for s in studies}
+    assert len(studies) == 2 and "unverified" in by_data
+    old = by_data["unverified"]
+    assert (len(old.of("baseline")), len(old.of("dsd")), len(old.of("dense-control"))) == (2, 2, 2)
+    new = next(s for s in studies if s.data)
+    assert not {r.folder for r in old.runs} & {r.folder for r in new.runs}  # never merged
+    out = tmp_path / "out"
+    _build(out, runs)
+    rows = [
+        line
+        for line in (out / "overview.md").read_text().splitlines()
+        if line.startswith("| imagenet/resnet18")
+    ]
+    assert len(rows) == 2 and sum("unverified" in line for line in rows) == 1

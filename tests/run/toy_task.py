@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 
 
 class Clusters(Dataset):
@@ -49,6 +50,7 @@ class ToyConfig(TaskConfig):
     hidden: int = 64
     grad_clip: float = 1.0
     data_root: str = ""
+    train_samples: int = 160
 
 
 class ToyTask(TaskAdapter):
@@ -93,7 +95,12 @@ class ToyTask(TaskAdapter):
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
 
     def train_dataset(self) -> Dataset:
-        return Clusters(160, seed=1, jitter=0.1)
+        return Clusters(self.config.train_samples, seed=1, jitter=0.1)
+
+    def data_fingerprint(self) -> DataFingerprint:
+        """The clusters are a pure function of their sizes and seeds."""
+        sizes = {"train": self.config.train_samples, "val": 50, "test": 37}
+        return FingerprintBuilder("toy clusters").add_all(sorted(sizes.items())).finish(samples=sizes)
 
     def eval_datasets(self) -> dict[str, Dataset]:
         return {"val": Clusters(50, seed=2, jitter=0.0), "test": Clusters(37, seed=3, jitter=0.0)}

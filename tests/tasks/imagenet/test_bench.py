@@ -20,7 +20,7 @@ def test_loader_benchmark_writes_its_measurements(tmp_path: Path) -> None:
     )
     result = json.loads(path.read_text())
     assert path.name == "imagenet-resnet18-loader.json"
-    assert result["dataset"] == "ImageFolder tree (3 classes)" and result["batch_size"] == 4
+    assert result["dataset"] == "ImageFolder (3 classes)" and result["batch_size"] == 4
     for key in ("loader", "loader_main_process", "training_from_loader", "training_in_memory"):
         assert result[key]["images"] == result[key]["batches"] * 4 and result[key]["images_per_s"] > 0
 

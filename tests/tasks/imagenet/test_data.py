@@ -37,7 +37,7 @@ def test_tree_is_read_in_imagefolder_order(tree: Path, tmp_path: Path) -> None:
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and label == 1
     image, _ = val[0]
     assert image.shape == (3, 32, 32)
-    assert task.dataset_name == "ImageFolder tree (3 classes)"
+    assert task.dataset_name == "ImageFolder (3 classes)"
     assert task.data_issues() == {
         "skipped_images": 0,
         "skipped_train_images": 0,

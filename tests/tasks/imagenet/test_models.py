@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import dsd
+from dsd.report.paper import PUBLISHED
 from dsd.run.study import RunConfig, run_study
 from dsd.schedule import PAPER_RECIPES, Schedule
 from tasks.imagenet import models
@@ -118,7 +119,7 @@ def test_recipes_follow_the_paper_with_each_architectures_decay() -> None:
 
 
 def test_paper_keys_match_the_published_tables(tree: Path, tmp_path: Path) -> None:
-    published = Path(__file__).resolve().parents[3] / "results" / "paper"
+    published = PUBLISHED
     keys = {
         line.split(",")[0] for f in published.glob("imagenet*.csv") for line in f.read_text().splitlines()[1:]
     }
