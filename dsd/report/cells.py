@@ -13,15 +13,21 @@ from typing import Any
 from dsd.report.paper import PaperCell
 from dsd.report.stats import MISSING
 from dsd.report.studies import Study
-from dsd.run.records import METHODS
+from dsd.run.records import METHODS, STUDY_METHODS
 
 #: What the tables compare: each method's final metrics, and the DSD run after its first sparse phase.
 ROLES = ("baseline", "sparse", "dsd", "dense-control")
-ROLE_LABELS = {"baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "dense control"}
+ROLE_LABELS = {
+    "baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "dense control",
+    "dsd-random-mask": "DSD, random mask", "dsd-reinit": "DSD, re-initialised at re-dense",
+}  # fmt: skip
 #: Every comparison the tables draw, as (ours, other): positive gains mean ``ours`` is better.
 COMPARISONS = (("sparse", "baseline"), ("dsd", "baseline"), ("dsd", "dense-control"))
 #: How a verdict names each role ("DSD better", "control better").
-VERDICT_NAMES = {"baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "control"}
+VERDICT_NAMES = {
+    "baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "control",
+    "dsd-random-mask": "random mask", "dsd-reinit": "re-init",
+}  # fmt: skip
 
 
 def comparison_label(ours: str, other: str) -> str:
@@ -79,7 +85,9 @@ def runs_lines(studies: Sequence[Study]) -> list[str]:
     lines = []
     for study in studies:
         seeds = "; ".join(
-            f"{ROLE_LABELS[m]} {','.join(str(r.result.seed) for r in study.of(m)) or 'none'}" for m in METHODS
+            f"{ROLE_LABELS[m]} {','.join(str(r.result.seed) for r in study.of(m)) or 'none'}"
+            for m in METHODS
+            if m in STUDY_METHODS or study.of(m)
         )
         first = study.first.result
         facts = ", ".join(f"{k} {v}" for k, v in first.data_facts.items())

@@ -37,6 +37,7 @@ from dsd.files import atomic_write_bytes
 from dsd.report.cells import ROLE_LABELS
 from dsd.report.runs import Run, SkippedRunWarning, load_runs, skipped_runs_on_stderr
 from dsd.report.studies import Study, group_studies
+from dsd.report.sweeps import load_sweeps, plot_sweep
 from dsd.run.folder import RunFolder, read_jsonl
 from dsd.run.histograms import MOMENTS
 
@@ -277,7 +278,8 @@ def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
     is skipped with a ``SkippedRunWarning`` naming it."""
     out_dir = Path(out_dir)
     written: list[Path] = []
-    studies = group_studies(load_runs(Path(runs_dir)))
+    runs = load_runs(Path(runs_dir))
+    studies = group_studies(runs)
     for study in sorted(studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
         stem = f"{_slug(study.task)}-{_slug(study.model)}_{_slug(study.first.result.dataset)}_{study.key}"
         try:
@@ -299,6 +301,8 @@ def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
                 warnings.warn(
                     SkippedRunWarning(f"skipping the histograms of run {run.folder}: {err}"), stacklevel=2
                 )
+    for sweep in load_sweeps(Path(runs_dir), runs):
+        written.append(plot_sweep(sweep, out_dir / f"sweep_{_slug(sweep.key)}.png"))
     return written
 
 

@@ -127,9 +127,12 @@ def overview(studies: Sequence[Study], paper: pd.DataFrame) -> tuple[Document, p
             records.append({"paper_key": key, "dataset": "", "metric": metric, **_paper_record(base, dsd)})
             continue
         s = Summary.of(study, paper)
+        twins = sum(
+            (t.paper_key, t.dataset, t.data) == (study.paper_key, study.dataset, study.data) for t in studies
+        )
         rows.append(
             [
-                study.paper_key,
+                study.paper_key if twins == 1 else f"{study.paper_key} (recipe {study.recipe})",
                 study.dataset,
                 study.data_short,
                 s.split,

@@ -21,6 +21,7 @@ import pandas as pd
 from dsd.report.runs import Run
 from dsd.run.fingerprint import SHORT_LENGTH
 from dsd.run.records import Metrics, RunResult
+from dsd.schedule import Schedule
 
 
 @dataclass
@@ -147,9 +148,15 @@ def group_studies(runs: Sequence[Run]) -> list[Study]:
             studies[key] = Study(key, r.paper_key, r.task, r.model, label_of(r), r.recipe, r.data_fingerprint)
         return studies[key]
 
-    branches = [run for run in runs if run.result.method != "baseline"]
-    for run in branches:
+    pruned = [run for run in runs if run.result.method not in ("baseline", "dense-control")]
+    for run in pruned:
         study_for(run).runs.append(run)
+    # A dense control never prunes, so it is the same run for every sparsity of a recipe (a
+    # sweep's points): it joins every study from its baseline whose recipe it controls.
+    for run in (r for r in runs if r.result.method == "dense-control"):
+        homes = [s for s in studies.values() if run.study_baseline and _controls(run, s)]
+        for study in homes or [study_for(run)]:
+            study.runs.append(run)
     for run in runs:
         if run.result.method != "baseline":
             continue
@@ -157,6 +164,20 @@ def group_studies(runs: Sequence[Run]) -> list[Study]:
         for study in homes or [study_for(run)]:
             study.runs.append(run)
     return list(studies.values())
+
+
+def _controls(control: Run, study: Study) -> bool:
+    """Whether ``control`` is the dense control of ``study``: same baseline and data, and its
+    phases are the study recipe's branch phases with nothing pruned."""
+    r = control.result
+    if (r.paper_key, label_of(r), r.data_fingerprint) != (study.paper_key, study.dataset, study.data):
+        return False
+    if not any(x.study_baseline == control.study_baseline for x in study.runs):
+        return False
+    try:
+        return str(Schedule.parse(study.recipe).tail().dense_control()) == r.schedule
+    except ValueError:
+        return False
 
 
 def _serves(baseline: Run, study: Study) -> bool:

@@ -41,6 +41,7 @@ from dsd.report.paper import PaperNumbersWarning, load_paper, no_paper
 from dsd.report.render import Document, render_latex, render_markdown
 from dsd.report.runs import load_runs, skipped_runs_on_stderr
 from dsd.report.studies import group_studies
+from dsd.report.sweeps import load_sweeps, sweeps_document, sweeps_frame
 from dsd.report.task_tables import task_document, task_frame, task_order
 
 
@@ -67,13 +68,17 @@ def build_tables(runs_dir: Path, paper_dir: Path | None, out_dir: Path) -> list[
     paths written. ``paper_dir`` None: the paper's numbers shipped with the package. Unfinished
     or corrupt runs are skipped with a ``SkippedRunWarning``."""
     paper = read_paper(paper_dir)
-    studies = group_studies(load_runs(Path(runs_dir)))
+    runs = load_runs(Path(runs_dir))
+    studies = group_studies(runs)
     out_dir = Path(out_dir)
     doc, frame = overview(studies, paper)
     written = _write(out_dir, "overview", doc, frame)
     for task in task_order(studies, paper):
         mine = [s for s in studies if s.task == task]
         written += _write(out_dir, task, task_document(task, mine, paper), task_frame(mine, paper))
+    sweeps = load_sweeps(Path(runs_dir), runs)
+    if sweeps:
+        written += _write(out_dir, "sweeps", sweeps_document(sweeps), sweeps_frame(sweeps))
     return written
 
 

@@ -58,6 +58,17 @@ class RunPlan:
     record: RunRecord  # config.json
     init_weights: Path | None = None  # plain state_dict to start from (None: fresh init)
     hooks: list[LoopHook] = field(default_factory=list)
+    criterion: str = "magnitude"  # each sparse phase's mask (``random``: the mask ablation)
+    restart: str = "zero"  # how pruned weights restart at re-dense (``reinit``: the restart ablation)
+
+    def ablation(self, seed: int, phase: int) -> dict[str, dict[str, Any]]:
+        """The engine's arguments for an ablation's ``prune()`` and ``redense()`` (none for DSD).
+        Their random draws come from a generator seeded by the run's seed and the phase, so a
+        resumed run draws the same; the engine makes every rank use rank 0's draw."""
+        generator = torch.Generator().manual_seed(seed * 1000 + phase)
+        mask = {"criterion": self.criterion, "generator": generator} if self.criterion != "magnitude" else {}
+        restart = {"restart": self.restart, "generator": generator} if self.restart != "zero" else {}
+        return {"prune": mask, "redense": restart}
 
 
 class RunLoop:
@@ -146,12 +157,13 @@ class RunLoop:
         phase = self.schedule.phases[self.pos.phase]
         engine = self.parts.engine
         if engine is not None:
+            ablation = self.plan.ablation(self.config.seed, self.pos.phase)
             if engine.is_sparse:
-                engine.redense()
+                engine.redense(**ablation["redense"])
                 self._notify("redensed")
             if phase.is_sparse:
                 self._notify("before_prune")
-                report = engine.prune(phase.sparsity)
+                report = engine.prune(phase.sparsity, **ablation["prune"])
                 self._notify("pruned")
                 self.log.say(
                     f"phase {self._label()}: pruned {len(report.tensors)} tensors to "

@@ -30,7 +30,11 @@ import torch
 
 from dsd.schedule import Phase
 
-METHODS = ("baseline", "dsd", "dense-control")
+#: The paper's comparison (``--method all``): the baseline, DSD, and the equal-length dense control.
+STUDY_METHODS = ("baseline", "dsd", "dense-control")
+#: DSD with one ingredient changed (``--method all-ablations`` adds them): which part matters?
+ABLATIONS = ("dsd-random-mask", "dsd-reinit")
+METHODS = STUDY_METHODS + ABLATIONS
 
 #: Libraries whose versions every record carries.
 TRACKED_LIBRARIES = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsd.run.config import param
-from dsd.run.records import METHODS
+from dsd.run.records import METHODS, STUDY_METHODS
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 
@@ -46,7 +46,7 @@ class RunConfig(LoopSettings):
 
     results_dir: Path = param(Path("results"), "where runs/, tables/ and figures/ go")
     seeds: list[int] = param(help="one run of every method per seed", default_factory=lambda: [0])
-    methods: list[str] = param(help=f"of {', '.join(METHODS)}", default_factory=lambda: list(METHODS))
+    methods: list[str] = param(help=f"of {', '.join(METHODS)}", default_factory=lambda: list(STUDY_METHODS))
     epochs_scale: float = param(1.0, "every phase length times this (stand-ins, smoke runs)")
     start: str = param(
         "", "'': train the dense phase; 'pretrained': the task's published weights; or a checkpoint file"

@@ -1,8 +1,10 @@
 """A task's study: the dense baseline, then DSD and the equal-length dense control from it.
 
-    baseline       D0                     (trained, or the start checkpoint evaluated)
-                    ├── dsd            S1 D2 [S3 D4 ...]   the paper's phases
-                    └── dense-control  D1 D2 [D3 D4 ...]   same lengths and LRs, never pruned
+    baseline       D0                       (trained, or the start checkpoint evaluated)
+                    ├── dsd              S1 D2 [S3 D4 ...]   the paper's phases
+                    ├── dense-control    D1 D2 [D3 D4 ...]   same lengths and LRs, never pruned
+                    ├── dsd-random-mask  S1 D2 ...           a random mask of the same size
+                    └── dsd-reinit       S1 D2 ...           re-dense re-initialises, not zeros
 
 Both branches start from the baseline's final weights, so the only difference between them is
 the pruning. Finished runs are found by their folder (hash of the configuration) and reused,
@@ -35,12 +37,43 @@ from dsd.schedule import Schedule
 
 __all__ = ["RunConfig", "load_final_weights", "run_study", "study_recipe"]
 
-BRANCHES = ("dsd", "dense-control")
+
+@dataclass(frozen=True)
+class Branch:
+    """What a method does after the baseline: whether it prunes, which mask it takes and how
+    the pruned weights restart at re-dense. The ablations change one ingredient of DSD each."""
+
+    method: str
+    pruned: bool = True
+    criterion: str = "magnitude"  # the sparse phase's mask: smallest |w|, or a random set
+    restart: str = "zero"  # re-dense: pruned weights restart from zero, or re-initialised
+
+    def schedule(self, recipe: Schedule) -> Schedule:
+        return recipe.tail() if self.pruned else recipe.tail().dense_control()
+
+    def identity(self) -> dict[str, str]:
+        """What enters the run hash beyond the schedule (nothing for DSD and the control, so
+        their runs keep the hashes they always had)."""
+        changed = {"criterion": self.criterion} if self.criterion != "magnitude" else {}
+        return changed | ({"restart": self.restart} if self.restart != "zero" else {})
 
 
-def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0) -> Schedule:
-    """The task's recipe (its config's, else its default), scaled, checked for a study."""
-    recipe = Schedule.parse(adapter.config.recipe or adapter.default_recipe).scaled(epochs_scale)
+BRANCHES = {
+    branch.method: branch
+    for branch in (
+        Branch("dsd"),
+        Branch("dense-control", pruned=False),
+        Branch("dsd-random-mask", criterion="random"),
+        Branch("dsd-reinit", restart="reinit"),
+    )
+}
+
+
+def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0, recipe: Schedule | None = None) -> Schedule:
+    """The task's recipe (``recipe``, else its config's, else its default), scaled, checked for a study."""
+    if recipe is None:
+        recipe = Schedule.parse(adapter.config.recipe or adapter.default_recipe)
+    recipe = recipe.scaled(epochs_scale)
     if recipe.phases[0].is_sparse:
         raise ConfigError(f"recipe {recipe} must start with a dense phase: the study's baseline")
     if len(recipe.phases) < 2 or recipe.is_dense:
@@ -48,8 +81,9 @@ def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0) -> Schedule:
     return recipe
 
 
-def run_study(adapter: TaskAdapter, run: RunConfig) -> list[Path]:
-    """Run (or reuse) every requested method for every seed; returns the run folders."""
+def run_study(adapter: TaskAdapter, run: RunConfig, recipe: Schedule | None = None) -> list[Path]:
+    """Run (or reuse) every requested method for every seed; returns the run folders.
+    ``recipe``: instead of the task's (a sweep varies it); scaled by ``run.epochs_scale``."""
     unknown = sorted(set(run.methods) - set(METHODS))
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
@@ -60,16 +94,16 @@ def run_study(adapter: TaskAdapter, run: RunConfig) -> list[Path]:
         data = _Data(adapter.data_fingerprint(), skipped_record(adapter.skipped_inputs()))
         _say_skipped(adapter, data.skipped)
     data = dist.broadcast_object(data)
-    recipe = study_recipe(adapter, run.epochs_scale)
+    recipe = study_recipe(adapter, run.epochs_scale, recipe)
     start_id, start_state = _start(adapter, run.start)
     folders: list[Path] = []
     for seed in run.seeds:
         baseline = _baseline(adapter, run, recipe, seed, info, data, start_id, start_state)
         if "baseline" in run.methods:
             folders.append(baseline.path)
-        for method in BRANCHES:
+        for method, branch in BRANCHES.items():
             if method in run.methods:
-                folders.append(_branch(adapter, run, recipe, seed, info, data, method, baseline).path)
+                folders.append(_branch(adapter, run, recipe, seed, info, data, branch, baseline).path)
     return folders
 
 
@@ -200,13 +234,13 @@ def _branch(
     seed: int,
     info: dist.DistInfo,
     data: _Data,
-    method: str,
+    branch: Branch,
     baseline: RunFolder,
 ) -> RunFolder:
-    schedule = recipe.tail() if method == "dsd" else recipe.tail().dense_control()
+    method, schedule = branch.method, branch.schedule(recipe)
     baseline_hash = load_record(baseline.path).hash
     identity = _identity(adapter, run, data)
-    identity.update(schedule=str(schedule), baseline=baseline_hash)
+    identity.update(schedule=str(schedule), baseline=baseline_hash, **branch.identity())
     run_hash = config_hash(identity)
     folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed)
     if folder.is_done:
@@ -222,6 +256,8 @@ def _branch(
         record=record,
         init_weights=baseline.phase_weights(0),
         hooks=[HistogramCapture()] if method == "dsd" else [],
+        criterion=branch.criterion,
+        restart=branch.restart,
     )
     RunLoop(adapter, plan, run.loop(seed), info).run()
     return folder

@@ -45,6 +45,9 @@ def test_build_figures_writes_curves_and_histograms_per_study(figures):
         "flickr8k-neuraltalk_Flickr-8K_866d64e7",
         "imagenet-googlenet_digits-stand-in_f98d7f05",
         "imagenet-resnet18_digits-stand-in_fccd82b7",
+        "imagenet-resnet50_digits-stand-in_722e8bdf",  # the sweep's three points
+        "imagenet-resnet50_digits-stand-in_a5454d90",
+        "imagenet-resnet50_digits-stand-in_efc267fc",
         "imagenet-vgg16_digits-stand-in_8678523a",
         "wsj-deepspeech_espeak-stand-in_1c3680f6",
     ]
@@ -52,18 +55,19 @@ def test_build_figures_writes_curves_and_histograms_per_study(figures):
     histograms = [n for n in names if n.startswith("histograms_")]
     # the first finished seed of each study's dsd runs
     assert histograms == [f"histograms_{s}_seed0.png" for s in studies]
+    assert [n for n in names if n.startswith("sweep_")] == ["sweep_imagenet-resnet50-fixture.png"]
     for path in paths:
-        _assert_png(path, min_width=800)
+        _assert_png(path, min_width=600)
     assert len(skipped) == 3  # the corrupt and unfinished records, as for the tables
 
 
 def test_histogram_figure_has_five_panels(figures, tmp_path):
-    out = plot_histograms(next(RECORDS.glob("imagenet-resnet18/dsd-*/seed0")), tmp_path / "h.png", "title")
+    out = plot_histograms(next(RECORDS.glob("imagenet-resnet18/dsd-[0-9a-f]*/seed0")), tmp_path / "h.png", "title")
     _assert_png(out, min_width=1500)  # five panels side by side
 
 
 def test_missing_moment_is_a_clear_error(tmp_path):
-    source = next(RECORDS.glob("imagenet-resnet18/dsd-*/seed0")) / "histograms.json"
+    source = next(RECORDS.glob("imagenet-resnet18/dsd-[0-9a-f]*/seed0")) / "histograms.json"
     data = json.loads(source.read_text())
     del data["moments"]["redense_start"]
     bad = tmp_path / "histograms.json"
@@ -74,7 +78,7 @@ def test_missing_moment_is_a_clear_error(tmp_path):
 
 
 def test_counts_that_do_not_fit_the_bins_are_a_clear_error(tmp_path):
-    source = next(RECORDS.glob("imagenet-resnet18/dsd-*/seed0")) / "histograms.json"
+    source = next(RECORDS.glob("imagenet-resnet18/dsd-[0-9a-f]*/seed0")) / "histograms.json"
     data = json.loads(source.read_text())
     data["moments"]["pruned"] = data["moments"]["pruned"][:-1]
     bad = tmp_path / "histograms.json"

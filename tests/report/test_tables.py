@@ -79,7 +79,7 @@ def test_expected_files(tables):
     _, paths, _ = tables
     assert [p.name for p in paths] == [
         f"{stem}.{ext}"
-        for stem in ("overview", "imagenet", "flickr8k", "wsj")
+        for stem in ("overview", "imagenet", "flickr8k", "wsj", "sweeps")
         for ext in ("md", "tex", "csv")
     ]
 
@@ -94,7 +94,9 @@ def test_unfinished_and_corrupt_runs_are_skipped_with_a_warning_naming_each(tabl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         runs = load_runs(RECORDS)
-    assert len(runs) == 36  # 10 resnet18 + 9 googlenet + 3 vgg16 + 6 neuraltalk + 8 deepspeech
+    # 16 resnet18 (with its ablations) + 10 resnet50 (the sweep) + 9 googlenet + 3 vgg16 + 6 neuraltalk
+    # + 8 deepspeech
+    assert len(runs) == 52
     assert not any(str(run.folder).endswith(tuple(BROKEN)) for run in runs)
 
 
@@ -112,7 +114,7 @@ def test_overview_matches_a_hand_computation(tables):
     out, _, _ = tables
     finals: dict[str, dict[int, float]] = {}
     for method in ("baseline", "dsd", "dense-control"):
-        for path in sorted(RECORDS.glob(f"imagenet-resnet18/{method}-*/seed*/result.json")):
+        for path in sorted(RECORDS.glob(f"imagenet-resnet18/{method}-[0-9a-f]*/seed*/result.json")):
             if str(path.parent.relative_to(RECORDS)) in BROKEN:
                 continue
             result = json.loads(path.read_text())
@@ -277,9 +279,9 @@ def test_without_the_papers_numbers_the_tables_still_build(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRunWarning)
         paths = build_tables(RECORDS, tmp_path / "no-paper-here", tmp_path / "out")
-    assert len(paths) == 12
+    assert len(paths) == 15
     overview = pd.read_csv(tmp_path / "out" / "overview.csv")
-    assert len(overview) == 5 and overview["paper_baseline"].isna().all()
+    assert len(overview) == 8 and overview["paper_baseline"].isna().all()  # the studies, no paper rows
     md = (tmp_path / "out" / "overview.md").read_text()
     assert "The paper's numbers could not be read" in md  # said in the document, not only on stderr
 
@@ -352,6 +354,9 @@ def test_studies_group_branches_with_their_baseline():
         ("flickr8k/neuraltalk", 2, 2, 2),
         ("imagenet/googlenet", 3, 3, 3),
         ("imagenet/resnet18", 4, 3, 3),
+        ("imagenet/resnet50", 2, 2, 2),  # one study per swept sparsity, sharing baseline and control
+        ("imagenet/resnet50", 2, 2, 2),
+        ("imagenet/resnet50", 2, 2, 2),
         ("imagenet/vgg16", 1, 1, 1),
         ("wsj/deepspeech", 3, 2, 3),
     ]
@@ -399,3 +404,33 @@ def test_records_without_a_data_fingerprint_are_read_apart_and_marked(tmp_path):
         if line.startswith("| imagenet/resnet18")
     ]
     assert len(rows) == 2 and sum("unverified" in line for line in rows) == 1
+
+
+# ---------------------------------------------------------------------- ablations and sweeps
+def test_the_ablation_table_pairs_dsd_with_each_ablation_and_the_control(tables):
+    out, _, _ = tables
+    md = (out / "imagenet.md").read_text()
+    section = md[md.index(": ablations (study") :]
+    rows = {
+        cells[0]: cells[1:]
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in section.splitlines())
+        if len(cells) > 2
+    }
+    assert rows["DSD vs DSD, random mask (verdict)"][0] == "DSD better"  # magnitude beats a random mask
+    assert rows["DSD vs DSD, re-initialised at re-dense (verdict)"][0] == "no clear difference"
+    assert rows["DSD vs dense control (verdict)"][0] == "DSD better"
+    gain = rows["DSD vs DSD, random mask (gain)"][0]
+    assert re.fullmatch(r"\+\d+\.\d\d \[\+\d+\.\d\d, \+\d+\.\d\d\] \(n=3\)", gain), gain
+
+
+def test_the_sweep_is_chosen_on_its_selection_split(tables):
+    out, _, _ = tables
+    frame = pd.read_csv(out / "sweeps.csv")
+    chosen = frame[frame["selected"]]
+    assert set(chosen["sparsity"]) == {0.3} and set(chosen["method"]) == {"dsd"}
+    dsd = frame[(frame["method"] == "dsd") & (frame["split"] == "val")].set_index("sparsity")["mean"]
+    assert dsd.idxmin() == 0.3  # lower error is better: the best mean is the one chosen
+    md = (out / "sweeps.md").read_text()
+    assert re.search(r"\| DSD, chosen +\| 0\.3 ", md) and "an optimistic reading" in md  # one split only
+    overview = (out / "overview.md").read_text()
+    assert overview.count("| imagenet/resnet50 (recipe") == 3  # each point named by its recipe
