@@ -28,7 +28,8 @@ endif
 # the two whose flags differ (STUDY_<target>, below).
 TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
 	imagenet-alexnet imagenet-squeezenet flickr8k-captioning wsj-deepspeech wsj-deepspeech2
-.PHONY: help install test lint bench demo tables figures $(TASK_TARGETS)
+.PHONY: help install test lint bench demo tables figures standin-study sweep-imagenet-resnet18 \
+	ablations-imagenet-resnet18 $(TASK_TARGETS)
 
 help:
 	@echo "make demo      install, build the stand-in data, run every task's study, print the tables"
@@ -36,6 +37,8 @@ help:
 	@echo "make lint      ruff"
 	@echo "make bench     engine benchmarks (results/bench/)"
 	@echo "make tables    regenerate results/tables/ from results/runs/"
+	@echo "make standin-study   every task's study on its stand-in, seeds 0,1,2, then the tables"
+	@echo "make sweep-imagenet-resnet18 | ablations-imagenet-resnet18   beyond the paper"
 	@echo "make <study>   a study (baseline, DSD, dense control), <study> one of:"
 	@echo "$(TASK_TARGETS)" | fmt -w 86 | sed 's/^/   /'
 	@echo "   each on IMAGENET_DIR / FLICKR8K_DIR / WSJ_DIR or LIBRISPEECH_DIR when set, else on the"
@@ -75,6 +78,26 @@ STUDY_imagenet-squeezenet := imagenet --arch squeezenet1_0
 STUDY_flickr8k-captioning := flickr8k
 $(TASK_TARGETS): %: $(STAMP)
 	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) $(ARGS)
+
+# ---------------------------------------------------------------- beyond the paper
+# Every task's study on its stand-in with three seeds, then the tables and figures: the README's
+# stand-in table, with confidence intervals over the paired seeds.
+standin-study: SEEDS := 0,1,2
+standin-study: $(STAMP)
+	$(STANDIN) $(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) --no-tables $(ARGS)
+	$(STANDIN) $(RUN) run flickr8k --seeds $(SEEDS) --no-tables $(ARGS)
+	$(STANDIN) $(RUN) run wsj --arch deepspeech --seeds $(SEEDS) --no-tables $(ARGS)
+	$(SUITE) tables
+	$(SUITE) figures
+
+# DSD at several sparsities from one shared baseline, chosen on validation (dsd-suite sweep --help).
+SPARSITIES ?= 0.1,0.3,0.5,0.7
+sweep-imagenet-resnet18: $(STAMP)
+	$(RUN) sweep imagenet --arch resnet18 --sparsities $(SPARSITIES) --seeds $(SEEDS) $(ARGS)
+
+# DSD beside its ablations (a random mask; re-initialised instead of zero at re-dense) and the control.
+ablations-imagenet-resnet18: $(STAMP)
+	$(RUN) run imagenet --arch resnet18 --method all-ablations --seeds $(SEEDS) $(ARGS)
 
 # ---------------------------------------------------------------- the demo
 # Every task on its stand-in, at a lighter scale than the per-task targets so that the whole
