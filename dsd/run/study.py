@@ -35,7 +35,7 @@ from dsd.run.settings import RunConfig
 from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
 
-__all__ = ["RunConfig", "load_final_weights", "run_study", "study_recipe"]
+__all__ = ["RunConfig", "baseline_folder", "branch_folder", "load_final_weights", "run_study", "study_recipe"]
 
 
 @dataclass(frozen=True)
@@ -146,14 +146,49 @@ def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tenso
     return start_id, state
 
 
-def _identity(adapter: TaskAdapter, run: RunConfig, data: _Data) -> dict[str, Any]:
+def _identity(adapter: TaskAdapter, run: RunConfig, data_digest: str) -> dict[str, Any]:
     """What every run of this task shares in its hash: non-default, non-path settings and the
     data's fingerprint (so different data never reuses a run, and moved data always does)."""
     task = non_default_fields(adapter.config)
     task.pop("recipe", None)  # the schedule text itself enters each run's hash
     loop = non_default_fields(run.loop(0))
     loop = {k: v for k, v in loop.items() if k in ("amp", "deterministic")}
-    return {"task": task, "loop": loop, "dataset": adapter.dataset_name, "data": data.fingerprint.digest}
+    return {"task": task, "loop": loop, "dataset": adapter.dataset_name, "data": data_digest}
+
+
+def baseline_folder(
+    adapter: TaskAdapter, run: RunConfig, recipe: Schedule, seed: int, data_digest: str, start_id: str
+) -> tuple[RunFolder, str, Schedule]:
+    """The baseline run of ``seed``: its folder, hash and schedule (the study and ``dsd-suite
+    plan`` both ask here, so they always agree on which runs exist)."""
+    identity = _identity(adapter, run, data_digest)
+    schedule = recipe.head()
+    if start_id:
+        identity["start"] = start_id
+    else:
+        identity["schedule"] = str(schedule)
+    run_hash = config_hash(identity)
+    folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed)
+    return folder, run_hash, schedule
+
+
+def branch_folder(
+    adapter: TaskAdapter,
+    run: RunConfig,
+    recipe: Schedule,
+    seed: int,
+    data_digest: str,
+    branch: Branch,
+    baseline_hash: str,
+) -> tuple[RunFolder, str, Schedule]:
+    """A branch run of ``seed`` from the baseline whose hash is ``baseline_hash``: its folder,
+    hash and schedule."""
+    schedule = branch.schedule(recipe)
+    identity = _identity(adapter, run, data_digest)
+    identity.update(schedule=str(schedule), baseline=baseline_hash, **branch.identity())
+    run_hash = config_hash(identity)
+    folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, branch.method, run_hash, seed)
+    return folder, run_hash, schedule
 
 
 def _record(
@@ -205,14 +240,9 @@ def _baseline(
     start_id: str,
     start_state: Any,
 ) -> RunFolder:
-    identity = _identity(adapter, run, data)
-    schedule = recipe.head()
-    if start_id:
-        identity["start"] = start_id
-    else:
-        identity["schedule"] = str(schedule)
-    run_hash = config_hash(identity)
-    folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, "baseline", run_hash, seed)
+    folder, run_hash, schedule = baseline_folder(
+        adapter, run, recipe, seed, data.fingerprint.digest, start_id
+    )
     if folder.is_done:
         return folder
     record = _record(adapter, run, recipe, "baseline", seed, info, data)
@@ -237,12 +267,10 @@ def _branch(
     branch: Branch,
     baseline: RunFolder,
 ) -> RunFolder:
-    method, schedule = branch.method, branch.schedule(recipe)
-    baseline_hash = load_record(baseline.path).hash
-    identity = _identity(adapter, run, data)
-    identity.update(schedule=str(schedule), baseline=baseline_hash, **branch.identity())
-    run_hash = config_hash(identity)
-    folder = RunFolder.of(run.results_dir, adapter.name, adapter.model_name, method, run_hash, seed)
+    method, baseline_hash = branch.method, load_record(baseline.path).hash
+    folder, run_hash, schedule = branch_folder(
+        adapter, run, recipe, seed, data.fingerprint.digest, branch, baseline_hash
+    )
     if folder.is_done:
         return folder
     record = _record(adapter, run, recipe, method, seed, info, data)
