@@ -28,7 +28,7 @@ endif
 # the two whose flags differ (STUDY_<target>, below).
 TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
 	imagenet-alexnet imagenet-squeezenet flickr8k-captioning wsj-deepspeech wsj-deepspeech2
-.PHONY: help install test lint bench demo tables figures standin-study sweep-imagenet-resnet18 \
+.PHONY: help install test lint bench demo tables figures report standin-study sweep-imagenet-resnet18 \
 	ablations-imagenet-resnet18 $(TASK_TARGETS)
 
 help:
@@ -37,6 +37,7 @@ help:
 	@echo "make lint      ruff"
 	@echo "make bench     engine benchmarks (results/bench/)"
 	@echo "make tables    regenerate results/tables/ from results/runs/"
+	@echo "make report    tables, figures, then one self-contained page: results/report.html"
 	@echo "make standin-study   every task's study on its stand-in, seeds 0,1,2, then the tables"
 	@echo "make sweep-imagenet-resnet18 | ablations-imagenet-resnet18   beyond the paper"
 	@echo "make <study>   a study (baseline, DSD, dense control), <study> one of:"
@@ -64,6 +65,9 @@ tables: $(STAMP)
 
 figures: $(STAMP)
 	$(SUITE) figures
+
+report: $(STAMP)
+	$(SUITE) report
 
 bench: $(STAMP)
 	$(PY) -m dsd.bench.engine
@@ -111,4 +115,6 @@ demo: $(STAMP)
 	$(STANDIN) $(SUITE) run wsj --arch deepspeech --epochs-scale $(DEMO_SCALE_WSJ) --results $(DEMO_RESULTS) --no-tables
 	$(SUITE) tables --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/tables
 	$(SUITE) figures --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/figures
+	$(SUITE) report --runs $(DEMO_RESULTS)/runs --tables $(DEMO_RESULTS)/tables --figures $(DEMO_RESULTS)/figures --out $(DEMO_RESULTS)/report.html --reuse-figures
 	@echo "== demo done: stand-in results (not the paper's data) in $(DEMO_RESULTS)/tables and $(DEMO_RESULTS)/figures =="
+	@echo "== the report page (tables and figures in one file; open it in a browser): $(DEMO_RESULTS)/report.html =="

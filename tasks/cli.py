@@ -214,11 +214,18 @@ def cmd_figures(argv: list[str]) -> int:
     return plots.main(argv)
 
 
+def cmd_report(argv: list[str]) -> int:
+    from dsd.report import page
+
+    return page.main(argv)
+
+
 # ---------------------------------------------------------------------- entry point
 COMMANDS = {
     "run": "run a task's study (baseline, DSD, dense control): run <task> [flags]",
     "tables": "rebuild results/tables from every finished run",
     "figures": "rebuild results/figures (weight histograms, curves)",
+    "report": "tables, figures, then one self-contained page: results/report.html",
     "prepare": "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR",
     "bench": "benchmarks: bench engine | loop | imagenet [flags]",
 }
@@ -246,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_tables(rest)
     if command == "figures":
         return cmd_figures(rest)
+    if command == "report":
+        return cmd_report(rest)
     if command == "prepare":
         return cmd_prepare(rest)
     if command == "bench":

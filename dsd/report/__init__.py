@@ -1,7 +1,8 @@
 """The reporting room: tables and figures from finished runs, beside the paper's numbers.
 
 It only reads: run folders (through ``dsd.run.records`` and ``dsd.run.folder``) and the paper's
-published figures (``dsd/report/published/*.csv``), and writes ``results/tables`` and ``results/figures``.
+published figures (``dsd/report/published/*.csv``), and writes ``results/tables``,
+``results/figures`` and ``results/report.html``.
 
 - ``runs``: which run folders count (finished, well-formed, not a duplicate) as typed ``Run``\\ s;
   every other folder is skipped with a ``SkippedRunWarning`` saying why.
@@ -12,14 +13,18 @@ published figures (``dsd/report/published/*.csv``), and writes ``results/tables`
 - ``cells``: the words all tables share: role and metric labels, footnotes, paper cells, runs list.
 - ``overview``: the Table-1-like overview, one row per study, and its CSV frame.
 - ``task_tables``: per task, the method table, the per-phase table and the tidy CSV frame.
-- ``render``: the document model (``Document``, ``Table``) and its markdown and LaTeX renderers.
-- ``tables``: ``build_tables`` writes every table; ``main`` is ``dsd-suite tables``.
+- ``render``: the document model (``Document``, ``Table``) and its markdown, LaTeX and HTML renderers.
+- ``tables``: ``table_documents`` makes every table document, ``build_tables`` writes them;
+  ``main`` is ``dsd-suite tables``.
 - ``figures``: weight histograms and training curves; ``main`` is ``dsd-suite figures``.
+- ``page``: every table document and figure on one self-contained HTML page; ``main`` is
+  ``dsd-suite report``.
 
 Importing this package loads pandas and matplotlib; ``import dsd`` (the engine) never imports it.
 """
 
 from dsd.report.figures import build_figures
+from dsd.report.page import build_page
 from dsd.report.paper import load_paper
 from dsd.report.runs import Run, SkippedRunWarning, load_runs
 from dsd.report.stats import Stat
@@ -32,6 +37,7 @@ __all__ = [
     "Stat",
     "Study",
     "build_figures",
+    "build_page",
     "build_tables",
     "group_studies",
     "load_paper",

@@ -1,12 +1,15 @@
-"""Tables as text: one small document model rendered to markdown and to LaTeX (booktabs).
+"""Tables as text: one small document model rendered to markdown, to LaTeX (booktabs) and to HTML.
 
-Cells are plain strings; ``**text**`` marks emphasis (bold in both outputs), so that a verdict
-such as "control better" stands out wherever the table is read.
+Cells are plain strings; ``**text**`` marks emphasis (bold in every output), so that a verdict
+such as "control better" stands out wherever the table is read. The HTML is a fragment (no page
+around it, no script, no style of its own): ``dsd.report.page`` puts the documents on one page.
 """
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -88,4 +91,44 @@ def render_latex(doc: Document) -> str:
             out += [r"\par\smallskip", *(latex_escape(n) + r"\par" for n in table.notes)]
         out += [r"\end{table}", ""]
     out += [f"% run: {line}" for line in doc.runs]
+    return "\n".join(out) + "\n"
+
+
+def html_text(text: str) -> str:
+    """``text`` escaped for HTML, with ``**x**`` as ``<strong>x</strong>`` and a markdown code span
+    (`` `x` ``) as ``<code>x</code>``."""
+    escaped = html.escape(text, quote=True)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def render_html(doc: Document, anchor: str = "", row_class: Callable[[list[str]], str] | None = None) -> str:
+    """One document as an HTML fragment: a ``<section>`` with its title (``<h2>``), intro,
+    tables (``<h3>`` each, plain ``<table>`` markup that reads without script or style) and its
+    runs folded in a ``<details>``. ``anchor`` is the section's id; its tables get
+    ``<anchor>-table<i>`` (from 1). ``row_class(row)`` may name a CSS class for a body row (the
+    page marks rows measured on a stand-in)."""
+    ident = f' id="{html.escape(anchor)}"' if anchor else ""
+    out = [f"<section{ident}>", f"<h2>{html_text(doc.title)}</h2>"]
+    out += [f"<p>{html_text(line)}</p>" for line in doc.intro]
+    for number, table in enumerate(doc.tables, start=1):
+        table_id = f' id="{html.escape(anchor)}-table{number}"' if anchor else ""
+        out += [f"<h3>{html_text(table.title)}</h3>", f'<p class="caption">{html_text(table.caption)}</p>']
+        out.append(f'<div class="scroll"><table{table_id}>')
+        out.append("<thead><tr>" + "".join(f'<th scope="col">{html_text(c)}</th>' for c in table.header))
+        out.append("</tr></thead><tbody>")
+        for row in table.rows:
+            name = row_class(row) if row_class else ""
+            opening = f'<tr class="{html.escape(name)}">' if name else "<tr>"
+            out.append(opening + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>")
+        out.append("</tbody></table></div>")
+        if table.notes:
+            out.append(
+                '<div class="notes">' + "".join(f"<p>{html_text(n)}</p>" for n in table.notes) + "</div>"
+            )
+    if doc.runs:
+        out.append(f"<details><summary>Runs ({len(doc.runs)})</summary><ul>")
+        out += [f"<li>{html_text(line)}</li>" for line in doc.runs]
+        out.append("</ul></details>")
+    out.append("</section>")
     return "\n".join(out) + "\n"

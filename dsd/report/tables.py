@@ -31,6 +31,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,7 @@ from dsd.files import atomic_write_text
 from dsd.report.overview import overview
 from dsd.report.paper import PaperNumbersWarning, load_paper, no_paper
 from dsd.report.render import Document, render_latex, render_markdown
-from dsd.report.runs import load_runs, skipped_runs_on_stderr
+from dsd.report.runs import Run, load_runs, skipped_runs_on_stderr
 from dsd.report.studies import group_studies
 from dsd.report.sweeps import load_sweeps, sweeps_document, sweeps_frame
 from dsd.report.task_tables import task_document, task_frame, task_order
@@ -63,23 +64,46 @@ def read_paper(paper_dir: Path | None) -> pd.DataFrame:
         return no_paper(str(err))
 
 
-def build_tables(runs_dir: Path, paper_dir: Path | None, out_dir: Path) -> list[Path]:
-    """Write ``overview.{md,tex,csv}`` and ``<task>.{md,tex,csv}`` to ``out_dir``; returns the
-    paths written. ``paper_dir`` None: the paper's numbers shipped with the package. Unfinished
-    or corrupt runs are skipped with a ``SkippedRunWarning``."""
+@dataclass(frozen=True)
+class TableFile:
+    """What one ``<stem>.{md,tex,csv}`` holds: the document (markdown, LaTeX, the report page)
+    and the tidy frame (CSV)."""
+
+    stem: str
+    doc: Document
+    frame: pd.DataFrame
+
+
+def table_documents(
+    runs_dir: Path, paper_dir: Path | None, runs: Sequence[Run] | None = None
+) -> list[TableFile]:
+    """Every table file's content, in the order they are written: the overview, one per task,
+    then the sweeps (when any). ``runs``: the finished runs under ``runs_dir`` when the caller
+    has loaded them already (each skipped folder then warns once), else loaded here."""
     paper = read_paper(paper_dir)
-    runs = load_runs(Path(runs_dir))
+    runs = load_runs(Path(runs_dir)) if runs is None else list(runs)
     studies = group_studies(runs)
-    out_dir = Path(out_dir)
     doc, frame = overview(studies, paper)
-    written = _write(out_dir, "overview", doc, frame)
+    files = [TableFile("overview", doc, frame)]
     for task in task_order(studies, paper):
         mine = [s for s in studies if s.task == task]
-        written += _write(out_dir, task, task_document(task, mine, paper), task_frame(mine, paper))
+        files.append(TableFile(task, task_document(task, mine, paper), task_frame(mine, paper)))
     sweeps = load_sweeps(Path(runs_dir), runs)
     if sweeps:
-        written += _write(out_dir, "sweeps", sweeps_document(sweeps), sweeps_frame(sweeps))
-    return written
+        files.append(TableFile("sweeps", sweeps_document(sweeps), sweeps_frame(sweeps)))
+    return files
+
+
+def write_tables(files: Sequence[TableFile], out_dir: Path) -> list[Path]:
+    """Write each table file as ``<stem>.{md,tex,csv}`` under ``out_dir``; returns the paths."""
+    return [path for file in files for path in _write(Path(out_dir), file.stem, file.doc, file.frame)]
+
+
+def build_tables(runs_dir: Path, paper_dir: Path | None, out_dir: Path) -> list[Path]:
+    """Write ``overview.{md,tex,csv}``, ``<task>.{md,tex,csv}`` and ``sweeps.{md,tex,csv}`` to
+    ``out_dir``; returns the paths written. ``paper_dir`` None: the paper's numbers shipped with
+    the package. Unfinished or corrupt runs are skipped with a ``SkippedRunWarning``."""
+    return write_tables(table_documents(runs_dir, paper_dir), out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
