@@ -8,11 +8,14 @@ published figures (``dsd/report/published/*.csv``), and writes ``results/tables`
   every other folder is skipped with a ``SkippedRunWarning`` saying why.
 - ``studies``: how runs group into studies (a baseline and its branches under one recipe) and
   what a study measured, as tidy frames.
-- ``stats``: per-seed statistics (``Stat``), gains paired by seed, the verdict DSD vs control.
+- ``stats``: per-seed statistics (``Stat``), gains paired by seed with their 95 % Student-t
+  interval (``Gain``), and the verdicts drawn only where the interval excludes zero.
 - ``paper``: the paper's numbers, how a figure is looked up, the report split and Table 1 order.
 - ``cells``: the words all tables share: role and metric labels, footnotes, paper cells, runs list.
 - ``overview``: the Table-1-like overview, one row per study, and its CSV frame.
 - ``task_tables``: per task, the method table, the per-phase table and the tidy CSV frame.
+- ``ablations``: DSD beside its ablations (random mask, re-init at re-dense) and the control.
+- ``sweeps``: the sparsity sweeps (``results/sweeps/*.json``): table, CSV frame and figure.
 - ``render``: the document model (``Document``, ``Table``) and its markdown, LaTeX and HTML renderers.
 - ``tables``: ``table_documents`` makes every table document, ``build_tables`` writes them;
   ``main`` is ``dsd-suite tables``.

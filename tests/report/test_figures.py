@@ -62,7 +62,8 @@ def test_build_figures_writes_curves_and_histograms_per_study(figures):
 
 
 def test_histogram_figure_has_five_panels(figures, tmp_path):
-    out = plot_histograms(next(RECORDS.glob("imagenet-resnet18/dsd-[0-9a-f]*/seed0")), tmp_path / "h.png", "title")
+    dsd_run = next(RECORDS.glob("imagenet-resnet18/dsd-[0-9a-f]*/seed0"))
+    out = plot_histograms(dsd_run, tmp_path / "h.png", "title")
     _assert_png(out, min_width=1500)  # five panels side by side
 
 
