@@ -17,7 +17,9 @@ what ``dsd-suite run`` and the tests stand on. One job per module:
 - ``log``: console lines, ``metrics.jsonl`` lines, the progress bar, the NaN checks.
 - ``precision``: autocast and the fp16 loss scaler, disabled where unused.
 - ``signals``: SIGINT/SIGTERM ask for a checkpoint and a clean stop.
-- ``hooks``: what a study adds to the loop (``LoopHook``); ``histograms``: Figure 4's capture.
+- ``hooks``: what a study adds to the loop (``LoopHook``); ``histograms``: Figure 4's capture;
+  ``tensorboard``: each run's curves as TensorBoard events (``--tensorboard``).
+- ``clock``: when a run checkpoints mid-epoch (every N steps, or every few minutes).
 - ``weights``: strict loading of model weights with one clear message.
 - ``dist``: torchrun plumbing (process group, rank-0 writes, gathering evaluation records).
 - ``sampling``: seeded, resumable, per-rank training batches (length-bucketed for speech).

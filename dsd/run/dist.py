@@ -53,10 +53,23 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if world_size > 1 and not dist.is_initialized():
         if chosen.type == "cuda":
             torch.cuda.set_device(chosen)
-        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
+        backend = "nccl" if chosen.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, store=_attempt_store(), rank=rank, world_size=world_size)
     if dist.is_initialized():
         rank, world_size = dist.get_rank(), dist.get_world_size()
     return DistInfo(rank, world_size, local_rank, chosen)
+
+
+def _attempt_store() -> dist.Store:
+    """torchrun's rendezvous store (``env://``), with this attempt's keys under their own prefix.
+
+    ``torchrun --max-restarts`` starts every worker again after one dies, and its workers share
+    the agent's store across attempts: a restarted process group would read the address a dead
+    worker published in the attempt before and fail connecting to it. Keys under
+    ``attempt<TORCHELASTIC_RESTART_COUNT>/`` keep the attempts apart.
+    """
+    store, _, _ = next(dist.rendezvous("env://"))
+    return dist.PrefixStore(f"dsd/attempt{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def is_main() -> bool:

@@ -65,8 +65,9 @@ class HistogramCapture(LoopHook):
         self.data: dict[str, Any] = {}
 
     def on_phase_start(self, loop: RunLoop, event: str) -> None:
-        moment = {"redensed": "redense_start", "before_prune": "dense", "pruned": "pruned"}[event]
-        self._record(loop, moment)
+        moment = {"redensed": "redense_start", "before_prune": "dense", "pruned": "pruned"}.get(event)
+        if moment is not None:
+            self._record(loop, moment)
 
     def on_phase_end(self, loop: RunLoop) -> None:
         if loop.parts.engine is not None and loop.parts.engine.is_sparse:

@@ -4,10 +4,11 @@ A run is a list of phases (``dsd.schedule``) trained one after another on one mo
 optimizer. The task adapter (``dsd.run.adapter``) supplies model, data, loss and evaluation; the
 loop supplies the rest: each phase's learning rate and its in-phase decay, ``prune()`` /
 ``redense()`` at phase boundaries, mixed precision, gradient clipping, evaluation, atomic
-checkpoints every epoch and on SIGINT/SIGTERM, exact resume, and DDP. Around it, each job has its
-own module: the run's position and checkpoints (``state``), exact split evaluation
-(``evaluation``), the console, ``metrics.jsonl`` and progress (``log``), autocast and the loss
-scaler (``precision``), signals (``signals``), and whatever the study adds (``hooks``).
+checkpoints every epoch, mid-epoch and on SIGINT/SIGTERM, exact resume, and DDP. Around it, each
+job has its own module: the run's position and checkpoints (``state``), when to checkpoint
+mid-epoch (``clock``), exact split evaluation (``evaluation``), the console, ``metrics.jsonl`` and
+progress (``log``), autocast and the loss scaler (``precision``), signals (``signals``), and
+whatever watches the run (``hooks``: the study's, and TensorBoard's with ``--tensorboard``).
 
 Reading order: ``RunLoop.run`` is the loop; the methods below it are its steps, in the order
 they happen.
@@ -27,6 +28,7 @@ from torch import nn
 from dsd import collective
 from dsd.run import dist
 from dsd.run.adapter import TaskAdapter
+from dsd.run.clock import CheckpointClock
 from dsd.run.evaluation import evaluate_split
 from dsd.run.folder import RunFolder
 from dsd.run.hooks import LoopHook
@@ -41,7 +43,7 @@ from dsd.run.state import Position, RunState, seed_everything
 from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
 
-__all__ = ["NonFiniteLossError", "RunInterrupted", "RunLoop", "RunPlan"]
+__all__ = ["NonFiniteLossError", "RunInterrupted", "RunLoop", "RunPlan", "phase_step_counts"]
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -71,16 +73,28 @@ class RunPlan:
         return {"prune": mask, "redense": restart}
 
 
+def phase_step_counts(schedule: Schedule, batches_per_epoch: int) -> list[int]:
+    """Optimizer steps of each phase (at least one), for ``batches_per_epoch`` (1 for a schedule
+    in steps)."""
+    per_unit = 1 if schedule.unit == "steps" else batches_per_epoch
+    return [max(1, round(p.length * per_unit)) for p in schedule.phases]
+
+
 class RunLoop:
     """Trains one run (``RunPlan``) of one task to its end, resuming if it was cut short."""
 
     def __init__(self, adapter: TaskAdapter, plan: RunPlan, config: LoopConfig, info: dist.DistInfo) -> None:
         self.adapter, self.plan, self.config, self.info = adapter, plan, config, info
-        self.folder, self.schedule, self.hooks = plan.folder, plan.schedule, plan.hooks
+        self.folder, self.schedule = plan.folder, plan.schedule
+        self.hooks = [*plan.hooks, *_watchers(config)]
         self.state = RunState()
+        self.resumed = False
         self.log = RunLog(plan.folder, plan.record.label, info.is_main, config.progress)
-        self.recorder = RunRecorder(plan.folder, plan.record, info, plan.hooks)
+        self.recorder = RunRecorder(plan.folder, plan.record, info, self.hooks)
         self.precision = Precision(config.amp, info.device)
+        self.clock = CheckpointClock(
+            config.checkpoint_every, config.checkpoint_minutes, config.log_every, info.distributed
+        )
         self.losses = LossTracker()
         self._lr: float | None = None
         self._batches: Any = None
@@ -121,6 +135,8 @@ class RunLoop:
                             f"stopped at step {self.pos.step}; checkpoint written to "
                             f"{self.folder.checkpoint}, rerun the same command to resume"
                         )
+                    if not epoch_done and self.clock.due(self.pos.step):
+                        self._checkpoint()  # mid-epoch: a SIGKILL loses at most this much
                 self._end_phase()
         return self._finish()
 
@@ -142,14 +158,15 @@ class RunLoop:
         torch.backends.cudnn.benchmark = not config.deterministic
         seed_everything(config.seed * 1000 + info.rank)
         self.parts = build_parts(self.adapter, schedule, self.plan.init_weights, config.seed, info)
-        per_unit = 1 if schedule.unit == "steps" else self.parts.batches_per_epoch
-        self.phase_steps = [max(1, round(p.length * per_unit)) for p in schedule.phases]
+        self.phase_steps = phase_step_counts(schedule, self.parts.batches_per_epoch)
         resumed = self.recorder.open(self.parts, self.precision.scaler)
         if resumed is not None:
-            self.state, self.losses = resumed, LossTracker(resumed.pending_losses)
+            self.state, self.losses, self.resumed = resumed, LossTracker(resumed.pending_losses), True
             self.log.say(
                 f"resumed at step {self.pos.step} (phase {self._label()}, epoch {self._epoch():.2f})"
             )
+        for hook in self.hooks:
+            hook.on_start(self)
 
     # ================================================================= phases and epochs
     def _enter_phase(self) -> None:
@@ -169,6 +186,7 @@ class RunLoop:
                     f"phase {self._label()}: pruned {len(report.tensors)} tensors to "
                     f"{report.mask_sparsity:.2%} (weights: {report.weight_sparsity:.2%})"
                 )
+        self._notify("entered")
         self.pos.phase_started = True
 
     def _notify(self, event: str) -> None:
@@ -274,18 +292,19 @@ class RunLoop:
         engine = self.parts.engine
         sparsity = engine.sparsity if engine is not None and engine.is_sparse else 0.0
         phase = min(self.pos.phase, len(self.schedule.phases) - 1)
-        self.log.write(
-            {
-                "phase": self.plan.first_phase + phase,
-                "phase_label": self._label(),
-                "epoch": round(self._epoch(), 6),
-                "step": self.pos.step,
-                "lr": self._lr,
-                "sparsity": sparsity,
-                "time_s": round(time.perf_counter() - self._started, 3),
-                **line,
-            }
-        )
+        line = {
+            "phase": self.plan.first_phase + phase,
+            "phase_label": self._label(),
+            "epoch": round(self._epoch(), 6),
+            "step": self.pos.step,
+            "lr": self._lr,
+            "sparsity": sparsity,
+            "time_s": round(time.perf_counter() - self._started, 3),
+            **line,
+        }
+        self.log.write(line)
+        for hook in self.hooks:
+            hook.on_log(self, line)
 
     def _checkpoint(self) -> None:
         """Everything needed to continue bit-identically (``dsd.run.recorder``)."""
@@ -293,6 +312,7 @@ class RunLoop:
         self.pos.elapsed_s = time.perf_counter() - self._started
         self.state.pending_losses = list(self.losses.checked)
         self.recorder.checkpoint(self.state, self.parts, self.precision.scaler)
+        self.clock.reset()
 
     def _finish(self, final: dict[str, Any] | None = None) -> RunResult:
         """The hooks' files, then ``result.json`` and ``done``."""
@@ -319,3 +339,12 @@ class RunLoop:
         if self.pos.step % self.config.log_every:
             return False
         return collective.any_rank(stop.requested)
+
+
+def _watchers(config: LoopConfig) -> list[LoopHook]:
+    """The hooks every run gets from its loop settings (the study adds its own per method)."""
+    if not config.tensorboard:
+        return []
+    from dsd.run.tensorboard import TensorBoardHook  # needs the optional tensorboard package
+
+    return [TensorBoardHook()]

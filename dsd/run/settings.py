@@ -3,7 +3,8 @@
 ``RunConfig`` is what the command line's study flags fill in: methods, seeds, where results go,
 a scale on every phase length, the start point, and the loop settings shared by every run of the
 study. ``LoopConfig`` is the loop settings of one run (one seed). Of the loop settings only
-``amp`` and ``deterministic`` can change results, so only they enter a run's identity.
+``amp`` and ``deterministic`` can change results, so only they enter a run's identity: how often
+a run checkpoints or whether it writes TensorBoard events changes no number it trains.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class LoopSettings:
     log_every: int = param(50, "optimizer steps between loss checks and progress updates")
     device: str = param("auto", "cpu, cuda, cuda:N; auto: this rank's GPU when there is one, else the CPU")
     progress: bool | None = param(None, "a progress bar; default: when stderr is a terminal")
+    checkpoint_every: int = param(
+        0,
+        "optimizer steps between mid-epoch checkpoints (atomic; a killed job loses at most this many "
+        "steps); 0: by wall time, see --checkpoint-minutes. Epoch ends always checkpoint",
+    )
+    checkpoint_minutes: float = param(
+        10.0,
+        "with --checkpoint-every 0: a mid-epoch checkpoint once this many minutes have passed since "
+        "the last one (a preempted ImageNet job loses minutes, not an epoch); 0: at epoch ends only",
+    )
+    tensorboard: bool = param(
+        False,
+        "write each run's curves (loss, lr, every metric, sparsity of masks and weights, throughput, phase "
+        "boundaries) to <run>/tensorboard/: tensorboard --logdir results/runs",
+    )
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 It exercises everything the loop offers a real task: dropout (RNG), an augmentation drawn from
 the global RNG in the dataset (so resume must restore RNG state), per-sample evaluation records,
-two evaluation splits, predictions written to a file, and hooks to inject a crash, a signal or a
-NaN at a chosen step.
+two evaluation splits, predictions written to a file, and hooks to inject a crash, a signal
+(SIGTERM, a Ctrl-C's SIGINT, or a SIGKILL that no handler sees) or a NaN at a chosen step.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ToyTask(TaskAdapter):
         super().__init__(config or ToyConfig(), data_dir, cache_dir)
         self.steps = 0  # training_loss calls of this instance, across all runs of a study
         self.prepared = 0
-        self.inject: dict[int, str] = {}  # step -> "crash" | "sigterm" | "nan", applied once
+        self.inject: dict[int, str] = {}  # step -> "crash" | "sigterm" | "sigint" | "kill" | "nan", once
 
     @property
     def dataset_name(self) -> str:
@@ -110,8 +110,11 @@ class ToyTask(TaskAdapter):
         action = self.inject.pop(self.steps, None)
         if action == "crash":
             raise RuntimeError(f"injected crash at step {self.steps}")
-        if action == "sigterm":
-            os.kill(os.getpid(), signal.SIGTERM)
+        if action in ("sigterm", "sigint", "kill"):
+            os.kill(
+                os.getpid(),
+                {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "kill": signal.SIGKILL}[action],
+            )
         x, y = batch
         loss = nn.functional.cross_entropy(model(x), y)
         if action == "nan":
