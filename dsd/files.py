@@ -28,6 +28,7 @@ def _atomic_replace(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; results are for sharing
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -36,6 +37,21 @@ def _atomic_replace(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask: read from /proc where Linux shows it, else by setting it and setting
+    it straight back (which another thread creating a file at that instant could notice)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -74,10 +90,12 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        # torch's first sentence says what failed; the rest of its text advises weights_only=False,
+        # which this project never does with a file it did not write.
+        reason = str(err).splitlines()[0].split(". ")[0].rstrip(".") if str(err) else ""
         raise CheckpointError(
-            f"cannot load {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); expected a file written by torch.save "
-            "holding tensors and plain containers"
+            f"cannot load {path} as a weights-only PyTorch checkpoint ({type(err).__name__}: {reason}); "
+            "expected a file written by torch.save holding tensors and plain containers"
         ) from None
 
 

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from dsd.run.config import check_choices, param
 from dsd.run.fingerprint import DataFingerprint
+from dsd.run.summary import DataSummary
 
 #: Where every task keeps its stand-in and caches unless told otherwise: ``data/<task>``.
 CACHE_ROOT = Path("data")
@@ -142,6 +143,26 @@ class TaskAdapter(abc.ABC):
         Called after ``prepare()`` on rank 0; part of every run's hash and record."""
 
     # ------------------------------------------------------------------ preparation
+    def inspect(self) -> DataSummary:
+        """The data's splits, sizes and facts as found now, building and writing nothing: the
+        checks before a study (``dsd.run.preflight``) and ``dsd-suite plan`` read it. Raise the
+        task's ``DataError`` when the data is not there or not laid out as expected.
+
+        The default makes the datasets, counts them and takes the fingerprint, which suits a task
+        whose data needs no preparing; a task whose ``prepare()`` builds or verifies data overrides
+        it, giving a stand-in's sizes from its specification and listing in ``pending`` what
+        preparing would do.
+        """
+        splits = {"train": len(self.train_dataset())}  # type: ignore[arg-type]
+        splits.update({name: len(data) for name, data in self.eval_datasets().items()})  # type: ignore[arg-type]
+        return DataSummary(self.dataset_name, splits, fingerprint=self.data_fingerprint())
+
+    def planned_model(self) -> nn.Module | None:
+        """A fresh model as the study would train it, built before ``prepare()``, or None where its
+        shape depends on what preparing reads (a vocabulary not built yet). The checks before a
+        study fit a ``--start`` checkpoint to it; ``dsd-suite plan`` counts its parameters."""
+        return self.build_model()
+
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Build what must exist before training (stand-in data, feature caches). Runs on rank 0
         only, before any other method; the other ranks wait for it. Must be idempotent."""

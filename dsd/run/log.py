@@ -20,11 +20,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from dsd.errors import UserError
 from dsd.run.folder import RunFolder, append_jsonl
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept. The user's to fix (a
+    learning rate, clipping, the data), so the command line prints it without a traceback."""
 
 
 class LossTracker:
@@ -50,8 +52,8 @@ class LossTracker:
                 bad = first + offset
                 raise NonFiniteLossError(
                     f"loss is {value} at phase {where}, epoch {bad / batches_per_epoch:.2f}, step {bad}; "
-                    f"the last good checkpoint is kept in {folder}. Lower the learning rate, "
-                    "enable grad_clip, or check the data."
+                    f"the last good checkpoint is kept in {folder}. Lower the learning rate (--recipe), "
+                    "clip gradients (--grad-clip), or check the data."
                 )
         self.checked.extend(values)
 

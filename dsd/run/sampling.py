@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
+from dsd.errors import ConfigError
+
 
 class EpochBatchSampler(Sampler[list[int]]):
     """Seeded per-epoch batches for one rank, optionally length-bucketed, resumable.
@@ -38,9 +40,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         bucket_window: int = 50,
     ) -> None:
         if num_samples < batch_size * world_size:
-            raise ValueError(
+            raise ConfigError(
                 f"the training set has {num_samples} samples, fewer than one batch of "
-                f"{batch_size} per rank on {world_size} rank(s)"
+                f"{batch_size} per rank on {world_size} rank(s); pass a smaller --batch-size"
             )
         if lengths is not None and len(lengths) != num_samples:
             raise ValueError(f"got {len(lengths)} lengths for {num_samples} samples")

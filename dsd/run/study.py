@@ -35,7 +35,15 @@ from dsd.run.settings import RunConfig
 from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
 
-__all__ = ["RunConfig", "baseline_folder", "branch_folder", "load_final_weights", "run_study", "study_recipe"]
+__all__ = [
+    "RunConfig",
+    "baseline_folder",
+    "branch_folder",
+    "load_final_weights",
+    "run_study",
+    "start_identity",
+    "study_recipe",
+]
 
 
 @dataclass(frozen=True)
@@ -135,15 +143,23 @@ def _start(adapter: TaskAdapter, start: str) -> tuple[str, dict[str, torch.Tenso
         state = adapter.pretrained_state()
         if state is None:
             raise ConfigError(f"task {adapter.name} ({adapter.model_name}) has no pretrained weights")
-        start_id, source = f"pretrained:{adapter.model_name}", f"pretrained weights of {adapter.model_name}"
+        source = f"pretrained weights of {adapter.model_name}"
     else:
         path = Path(start)
         if not path.is_file():
             raise CheckpointError(f"start checkpoint {path} does not exist")
         state = safe_torch_load(path)
-        start_id, source = f"file:{file_sha256(path)}", f"start checkpoint {path}"
+        source = f"start checkpoint {path}"
     load_model_weights(adapter.build_model(), state, source)
-    return start_id, state
+    return start_identity(adapter, start), state
+
+
+def start_identity(adapter: TaskAdapter, start: str) -> str:
+    """What names the start point in the baseline's hash: the published weights by model, a
+    file by its content (never its path)."""
+    if not start:
+        return ""
+    return f"pretrained:{adapter.model_name}" if start == "pretrained" else f"file:{file_sha256(Path(start))}"
 
 
 def _identity(adapter: TaskAdapter, run: RunConfig, data_digest: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from dsd.files import atomic_write_text
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.run.summary import DataSummary
 from dsd.schedule import PAPER_RECIPES
 from tasks.flickr8k import bleu, corpus, features, standin
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
@@ -248,17 +249,91 @@ class Flickr8kTask(TaskAdapter):
 
     # ------------------------------------------------------------------ data
     def prepare(self) -> None:
-        """Build the stand-in (if no data_dir) and the image-feature cache."""
+        """Build the stand-in (if no data_dir) and the image-feature cache. The VGG-16 weights are
+        fetched first, so that an offline machine says so before anything else is built."""
+        if self.encoder == "vgg16-fc7" and (self._standin_pending() or not self._features_cached()):
+            features.fetch_weights(features.vgg16_weights())
         self._data  # noqa: B018  (reading it builds and caches everything)
+
+    def _standin_pending(self) -> bool:
+        """The stand-in is asked for and not built yet."""
+        return self.is_standin and not standin.is_complete(Path(self.cache_dir) / standin.FOLDER)
+
+    @cached_property
+    def _corpus(self) -> corpus.Corpus:
+        """The captions and splits, checked against the image folder (building the stand-in first)."""
+        root = standin.ensure_standin(self.cache_dir) if self.is_standin else Path(self.data_dir)
+        cfg = self.config
+        return corpus.load_corpus(
+            root, cfg.annotations, cfg.annotations_file, cfg.images_dir, cfg.skip_bad_data
+        )
+
+    def _image_names(self) -> list[str]:
+        return [n for split in corpus.SPLITS for n in self._corpus.splits[split]]
+
+    def _features_cached(self) -> bool:
+        corp = self._corpus
+        return features.cache_path(
+            self.cache_dir, self.encoder, corp.images_dir, self._image_names()
+        ).is_file()
+
+    def inspect(self) -> DataSummary:
+        """Training captions and evaluation images per split, the vocabulary, and what preparing
+        would do (build the stand-in, extract the image features), from the annotation files and
+        the image folder's listing; a stand-in not built yet gives the sizes it would have."""
+        if self._standin_pending():
+            sizes = standin.SIZES
+            pending = [f"build the stand-in ({sum(sizes.values()):,} pictures with their captions)"]
+            folder = Path(self.cache_dir) / standin.FOLDER
+            return DataSummary(
+                f"{STANDIN_NAME}, not built yet: it would be built under {folder}",
+                {
+                    "train": sizes["train"] * standin.CAPTIONS_PER_PICTURE,
+                    "val": sizes["val"],
+                    "test": sizes["test"],
+                },
+                unit="captions",
+                eval_unit="images",
+                facts={"images": dict(sizes), "vocabulary": "counted once the stand-in is built"},
+                pending=pending + self._feature_steps(sum(sizes.values())),
+                implied=True,
+            )
+        corp = self._corpus
+        vocab = Vocabulary.build(corp.split_captions("train"), self.config.min_word_count)
+        images = {split: len(corp.splits[split]) for split in corpus.SPLITS}
+        cached = self._features_cached()
+        return DataSummary(
+            f"{self.dataset_name} at {corp.images_dir.parent} ({corp.source})",
+            {
+                "train": sum(len(corp.captions[n]) for n in corp.splits["train"]),
+                "val": images["val"],
+                "test": images["test"],
+            },
+            unit="captions",
+            eval_unit="images",
+            facts={"images": images, "vocabulary": len(vocab), "encoder": self.encoder},
+            pending=[] if cached else self._feature_steps(sum(images.values())),
+            fingerprint=None if self.config.skip_bad_data else _fingerprint(corp),
+        )
+
+    def _feature_steps(self, images: int) -> list[str]:
+        """What extracting the features takes, in order."""
+        steps = []
+        weights = features.weights_file(features.vgg16_weights())
+        if self.encoder == "vgg16-fc7" and not weights.is_file():
+            steps.append(f"download VGG-16's weights to {weights}")
+        if self.encoder == "digits-cnn":
+            from tasks.flickr8k import glyphnet
+
+            if not glyphnet.weights_path(Path(self.cache_dir) / features.CACHE_FOLDER).is_file():
+                steps.append("train the stand-in's glyph encoder once (cached)")
+        return [*steps, f"extract the {self.encoder} features of {images:,} images once (cached)"]
 
     @cached_property
     def _data(self) -> _Data:
-        root = standin.ensure_standin(self.cache_dir) if self.is_standin else Path(self.data_dir)
         cfg = self.config
-        corp = corpus.load_corpus(
-            root, cfg.annotations, cfg.annotations_file, cfg.images_dir, cfg.skip_bad_data
-        )
-        names = [n for split in corpus.SPLITS for n in corp.splits[split]]
+        corp = self._corpus
+        names = self._image_names()
         table = features.load_or_compute(
             self.cache_dir,
             self.encoder,
@@ -274,7 +349,9 @@ class Flickr8kTask(TaskAdapter):
             for split in corpus.SPLITS:
                 corp.splits[split] = [n for n in corp.splits[split] if n not in failed]
                 if not corp.splits[split]:
-                    raise corpus.DataError(f"no decodable image is left in the {split} split of {root}")
+                    raise corpus.DataError(
+                        f"no decodable image is left in the {split} split of {corp.images_dir}"
+                    )
         if self.feature_norm == "standardize":
             table = standardized(table, corp.splits["train"])
         vocab = Vocabulary.build(corp.split_captions("train"), cfg.min_word_count)
@@ -311,18 +388,7 @@ class Flickr8kTask(TaskAdapter):
         return self._data.corpus.skipped
 
     def data_fingerprint(self) -> DataFingerprint:
-        """Which annotation file was read (Karpathy's JSON or the official token file and split
-        lists), every split's images with their sizes, and every caption as written."""
-        corp = self._data.corpus
-        builder = FingerprintBuilder("Flickr-8K").add("annotations", corp.source)
-        for split in corpus.SPLITS:
-            for name in corp.splits[split]:
-                builder.add(split, name, (corp.images_dir / name).stat().st_size, *corp.raw_captions[name])
-        return builder.finish(
-            annotations=corp.source,
-            images={split: len(corp.splits[split]) for split in corpus.SPLITS},
-            captions=sum(len(c) for c in corp.raw_captions.values()),
-        )
+        return _fingerprint(self._data.corpus)
 
     def setup_notes(self) -> list[str]:
         """Departures from NeuralTalk's Flickr-8K setup: the image encoder, the feature
@@ -376,14 +442,26 @@ class Flickr8kTask(TaskAdapter):
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> nn.Module:
-        data, cfg = self._data, self.config
+        return self._model(self._data.table.dim, self._data.vocab)
+
+    def planned_model(self) -> nn.Module | None:
+        """Built from the captions' vocabulary and the encoder's width, without extracting a
+        feature; None while the stand-in is not built, or when images that fail to decode would
+        be dropped (``--skip-bad-data``: the vocabulary may then shrink)."""
+        if self._standin_pending() or self.config.skip_bad_data:
+            return None
+        vocab = Vocabulary.build(self._corpus.split_captions("train"), self.config.min_word_count)
+        return self._model(features.feature_dim(self.encoder), vocab)
+
+    def _model(self, feature_dim: int, vocab: Vocabulary) -> nn.Module:
+        cfg = self.config
         return NeuralTalk(
-            data.table.dim,
-            len(data.vocab),
+            feature_dim,
+            len(vocab),
             cfg.embed_size,
             cfg.hidden_size,
             cfg.dropout,
-            output_bias=log_frequency_bias(data.vocab),
+            output_bias=log_frequency_bias(vocab),
         )
 
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -434,3 +512,17 @@ def log_frequency_bias(vocab: Vocabulary) -> torch.Tensor:
     freq = [max(c / total, 1e-6) if total else 1.0 for c in vocab.counts]
     logs = torch.tensor([math.log(f) for f in freq])
     return logs - logs.max()
+
+
+def _fingerprint(corp: corpus.Corpus) -> DataFingerprint:
+    """Which annotation file was read (Karpathy's JSON or the official token file and split
+    lists), every split's images with their sizes, and every caption as written."""
+    builder = FingerprintBuilder("Flickr-8K").add("annotations", corp.source)
+    for split in corpus.SPLITS:
+        for name in corp.splits[split]:
+            builder.add(split, name, (corp.images_dir / name).stat().st_size, *corp.raw_captions[name])
+    return builder.finish(
+        annotations=corp.source,
+        images={split: len(corp.splits[split]) for split in corpus.SPLITS},
+        captions=sum(len(c) for c in corp.raw_captions.values()),
+    )

@@ -93,7 +93,7 @@ class _Issues:
 
     def report(self, kind: str, message: str) -> None:
         if not self.skip_bad:
-            raise DataError(message + " (pass skip_bad_data=True to count and skip such entries)")
+            raise DataError(message + " (pass --skip-bad-data to count and skip such entries)")
         self.counts[kind] += 1
         self.named.setdefault(kind.replace("_", " "), []).append(message)
 
@@ -112,14 +112,14 @@ def find_images_dir(root: Path, override: str = "") -> Path:
     if override:
         path = Path(override).expanduser()
         if not path.is_dir():
-            raise DataError(f"images_dir {path} is not a folder")
+            raise DataError(f"--images-dir {path} is not a folder")
         return path
     for name in IMAGE_FOLDERS:
         if (root / name).is_dir():
             return root / name
     raise DataError(
         f"no Flickr-8K image folder under {root}: looked for {', '.join(IMAGE_FOLDERS)}. Unpack "
-        "Flickr8k_Dataset.zip there (it holds Flicker8k_Dataset/ with 8091 .jpg files), or set images_dir"
+        "Flickr8k_Dataset.zip there (it holds Flicker8k_Dataset/ with 8091 .jpg files), or pass --images-dir"
     )
 
 
@@ -129,11 +129,11 @@ def resolve_annotations(root: Path, fmt: str = "auto", override: str = "") -> tu
     ``auto`` prefers Karpathy's JSON (the paper's split) and falls back to the token file.
     """
     if fmt not in ANNOTATION_FORMATS:
-        raise errors.ConfigError(f"annotations must be one of {ANNOTATION_FORMATS}, got {fmt!r}")
+        raise errors.ConfigError(f"--annotations must be one of {', '.join(ANNOTATION_FORMATS)}, got {fmt!r}")
     if override:
         path = Path(override).expanduser()
         if not path.is_file():
-            raise DataError(f"annotations_file {path} does not exist")
+            raise DataError(f"--annotations-file {path} does not exist")
         if fmt == "auto":
             fmt = "karpathy" if path.suffix == ".json" else "token-file"
         return fmt, path

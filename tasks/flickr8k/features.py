@@ -90,7 +90,7 @@ def load_or_compute(
 ) -> FeatureTable:
     """The cached features of ``names`` under ``images_dir``, computed first when missing."""
     if encoder not in ENCODERS:
-        raise ConfigError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+        raise ConfigError(f"--encoder {encoder!r} is not one of: {', '.join(ENCODERS)}")
     path = cache_path(cache_dir, encoder, images_dir, names)
     if path.is_file():
         table = read_table(path)
@@ -109,7 +109,7 @@ def load_or_compute(
     if table.failed and not skip_bad:
         raise DataError(
             f"{len(table.failed)} image(s) in {images_dir} could not be decoded, e.g. {table.failed[0]} "
-            f"(recorded in {path}); replace them, or pass skip_bad_data=True to skip them"
+            f"(recorded in {path}); replace them, or pass --skip-bad-data to skip them"
         )
     return table
 
@@ -176,7 +176,7 @@ def compute(
                     if not skip_bad:
                         raise DataError(
                             f"{images_dir / names[index]}: cannot decode the image ({error}); "
-                            "pass skip_bad_data=True to skip it"
+                            "pass --skip-bad-data to skip it"
                         )
                     failed.append(names[index])
                 else:
@@ -201,9 +201,9 @@ def build_encoder(encoder: str, cache_dir: Path) -> tuple[nn.Module, Callable[[I
         network, _ = glyphnet.load_or_train(Path(cache_dir) / CACHE_FOLDER)
         return network, lambda image: 1.0 - _to_tensor(image, (standin.HEIGHT, standin.WIDTH))
     if encoder == "vgg16-fc7":
-        from torchvision.models import VGG16_Weights, vgg16
+        from torchvision.models import vgg16
 
-        weights = VGG16_Weights.IMAGENET1K_V1
+        weights = vgg16_weights()
         state = pretrained_state_dict(weights)  # first: a missing file fails fast
         model = vgg16()
         model.load_state_dict(state)
@@ -233,18 +233,51 @@ def _pixel_transform(image: Image.Image) -> torch.Tensor:
     return _to_tensor(image, PIXEL_SIZE)
 
 
-def pretrained_state_dict(weights: object) -> dict[str, torch.Tensor]:
-    """torchvision weights from its cache (``$TORCH_HOME/hub/checkpoints``), else a clear error.
+def feature_dim(encoder: str) -> int:
+    """The width of an encoder's features, known without running it over any image (the model's
+    input size, for the checks before a study and ``dsd-suite plan``)."""
+    if encoder == "vgg16-fc7":
+        return 4096
+    if encoder == "pixels":
+        return 3 * PIXEL_SIZE[0] * PIXEL_SIZE[1]
+    if encoder == "digits-cnn":  # an untrained copy of the network has the trained one's output width
+        from tasks.flickr8k import glyphnet, standin
 
-    Downloads as torchvision does when the network allows; offline, names the file and the
-    place to put it instead of a bare connection error.
-    """
+        with torch.no_grad():
+            blank = torch.zeros(1, 3, standin.HEIGHT, standin.WIDTH)
+            return int(glyphnet.GlyphEncoder(glyphnet.GlyphNet(), 1.0)(blank).shape[1])
+    raise ConfigError(f"--encoder {encoder!r} is not one of: {', '.join(ENCODERS)}")
+
+
+def vgg16_weights() -> object:
+    """The paper's encoder weights: torchvision's ``VGG16_Weights.IMAGENET1K_V1``."""
+    from torchvision.models import VGG16_Weights
+
+    return VGG16_Weights.IMAGENET1K_V1
+
+
+def weights_file(weights: object) -> Path:
+    """Where torchvision caches ``weights`` (``$TORCH_HOME/hub/checkpoints/<file>``)."""
     url = weights.url  # type: ignore[attr-defined]
-    target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def pretrained_state_dict(weights: object) -> dict[str, torch.Tensor]:
+    """torchvision weights from its cache (``$TORCH_HOME/hub/checkpoints``), else a clear error."""
+    return safe_torch_load(fetch_weights(weights))
+
+
+def fetch_weights(weights: object) -> Path:
+    """The cached file of torchvision ``weights``, downloaded first as torchvision does when the
+    network allows; offline, an error naming the file and the place to put it instead of a bare
+    connection error."""
+    target = weights_file(weights)
     if target.is_file():
-        return safe_torch_load(target)
+        return target
+    url = weights.url  # type: ignore[attr-defined]
     try:
-        return weights.get_state_dict(progress=True, check_hash=True)  # type: ignore[attr-defined]
+        weights.get_state_dict(progress=True, check_hash=True)  # type: ignore[attr-defined]
+        return target
     except Exception as err:  # URLError, HTTPError, socket errors, ...
         raise WeightsUnavailableError(
             f"the pretrained weights {target.name} are not on this machine and could not be downloaded "

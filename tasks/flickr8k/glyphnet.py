@@ -115,9 +115,14 @@ def train_glyphnet(seed: int = SEED) -> tuple[GlyphNet, float, float]:
     return net, accuracy, scale
 
 
+def weights_path(cache_dir: Path) -> Path:
+    """Where ``load_or_train`` caches the trained network."""
+    return Path(cache_dir) / f"glyphnet-v{VERSION}.pt"
+
+
 def load_or_train(cache_dir: Path) -> tuple[GlyphEncoder, float]:
     """The frozen encoder (trained first if its weights are not cached) and its glyph accuracy."""
-    path = Path(cache_dir) / f"glyphnet-v{VERSION}.pt"
+    path = weights_path(cache_dir)
     net = GlyphNet()
     if path.is_file():
         payload = safe_torch_load(path)

@@ -28,6 +28,7 @@ VERSION = 2
 FOLDER = f"flickr8k-digits-standin-v{VERSION}"
 #: Pictures per split (train / val / test).
 SIZES = {"train": 1500, "val": 200, "test": 300}
+CAPTIONS_PER_PICTURE = 5
 HEIGHT, WIDTH = 48, 64
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COLOURS = {"black": (20, 20, 20), "red": (200, 30, 30), "blue": (30, 60, 200), "green": (20, 140, 40)}
@@ -178,7 +179,9 @@ def _where(g: Glyph) -> str:
     return "in the middle" if centre < 2 * WIDTH / 3 else "on the right"
 
 
-def captions(layout: str, glyphs: list[Glyph], rng: np.random.Generator, count: int = 5) -> list[str]:
+def captions(
+    layout: str, glyphs: list[Glyph], rng: np.random.Generator, count: int = CAPTIONS_PER_PICTURE
+) -> list[str]:
     """``count`` captions in different phrasings, written like Flickr-8K's (capital, `` .``)."""
     p = lambda g: _phrase(g, rng)  # noqa: E731  (a fresh random wording on every use)
     if layout == "one":

@@ -25,9 +25,10 @@ from dsd.errors import ConfigError
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
 from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint
+from dsd.run.summary import DataSummary
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
-from tasks.imagenet.standin import StandinSpec, ensure_standin
+from tasks.imagenet.standin import StandinSpec, ensure_standin, implied_sizes, is_built, standin_root
 
 #: Per-process batch on ImageNet: torchvision's reference (32 per GPU; 8 GPUs make the global
 #: batch of 256 the ResNet / VGG / AlexNet recipes were tuned for).
@@ -122,6 +123,7 @@ class ImageNetTask(TaskAdapter):
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
         self._index: datalib.TreeIndex | None = None
+        self._listing: tuple[Path, dict[str, datalib.SplitListing]] | None = None  # (root, splits)
         self._channels_last = torch.cuda.is_available()
 
     def resolve_config(self, config: ImageNetConfig) -> ImageNetConfig:  # type: ignore[override]
@@ -191,19 +193,72 @@ class ImageNetTask(TaskAdapter):
             return ensure_standin(self.cache_dir)
         return Path(self.data_dir)
 
+    def _splits(self, root: Path) -> dict[str, datalib.SplitListing]:
+        """The tree's listing (memoised: the checks before a study and the verify pass share it)."""
+        if self._listing is None or self._listing[0] != root:
+            self._listing = (root, datalib.list_tree(root))
+        return self._listing[1]
+
     def _tree(self, workers: int = 0) -> datalib.TreeIndex:
         """The checked, verified tree (memoised); refuses bad images unless told to skip them."""
         if self._index is None:
-            index = datalib.load_index(self._root(), self.cache_dir, workers=workers or _cores())
-            if index.bad and not self.config.skip_bad_images:
-                raise datalib.DataTreeError(
-                    f"{len(index.bad)} image(s) under {index.root} cannot be read: "
-                    f"{datalib.describe_bad(index)}. "
-                    "Replace or delete them, or pass --skip-bad-images to leave them out (they are then "
-                    "counted in the run record)."
-                )
+            root = self._root()
+            index = datalib.load_index(root, self.cache_dir, workers or _cores(), splits=self._splits(root))
+            self._refuse_bad(index)
             self._index = index
         return self._index
+
+    def _refuse_bad(self, index: datalib.TreeIndex) -> None:
+        if index.bad and not self.config.skip_bad_images:
+            raise datalib.DataTreeError(
+                f"{len(index.bad)} image(s) under {index.root} cannot be read: "
+                f"{datalib.describe_bad(index)}. "
+                "Replace or delete them, or pass --skip-bad-images to leave them out (they are then "
+                "counted in the run record)."
+            )
+
+    def _standin_pending(self) -> bool:
+        """The stand-in is asked for and not built yet."""
+        return self.is_standin and not is_built(standin_root(self.cache_dir))
+
+    def _classes(self) -> list[str]:
+        """The class folders' names, without verifying a single image (the stand-in's ten digits
+        when it is not built yet)."""
+        if self._index is not None:
+            return self._index.classes
+        if self._standin_pending():
+            return [str(digit) for digit in range(10)]
+        return self._splits(self._root())["train"].classes
+
+    def inspect(self) -> DataSummary:
+        """Both splits' images and the classes from the tree's listing (or, for a stand-in not
+        built yet, from its specification); the verify pass's cached verdict when there is one."""
+        if self._standin_pending():
+            sizes = implied_sizes(StandinSpec())
+            total = sum(sizes.values())
+            return DataSummary(
+                f"{STANDIN_NAME}, not built yet: it would be built under {standin_root(self.cache_dir)}",
+                dict(sizes),
+                unit="images",
+                facts={"classes": len(self._classes())},
+                pending=[f"build the stand-in ({total:,} PNG images)", f"verify the {total:,} images once"],
+                implied=True,
+            )
+        root = self._root()
+        splits = self._splits(root)
+        bad = datalib.cached_verdict(splits, self.cache_dir)
+        index = datalib.TreeIndex(root, splits, bad or {})
+        if bad is not None:
+            self._refuse_bad(index)
+        total = sum(len(listing.files) for listing in splits.values())
+        return DataSummary(
+            f"{self.dataset_name} at {root}",
+            {split: len(index.samples(split)) for split in datalib.SPLITS},
+            unit="images",
+            facts={"classes": len(index.classes)} | ({"unreadable images": len(bad)} if bad else {}),
+            pending=[] if bad is not None else [f"verify the {total:,} images once (the verdict is cached)"],
+            fingerprint=datalib.fingerprint(index) if bad is not None else None,
+        )
 
     def data_fingerprint(self) -> DataFingerprint:
         return datalib.fingerprint(self._tree())
@@ -234,7 +289,7 @@ class ImageNetTask(TaskAdapter):
     # ------------------------------------------------------------------ model
     @property
     def num_classes(self) -> int:
-        return len(self._tree().classes)
+        return len(self._classes())
 
     def build_model(self) -> nn.Module:
         model = models.build_model(self.config.arch, self.num_classes, self._aux_weight())
@@ -253,13 +308,13 @@ class ImageNetTask(TaskAdapter):
 
     def pretrained_state(self) -> dict[str, torch.Tensor]:
         """torchvision's published weights (``pretrained_weights``) from the torch hub cache."""
-        cfg = self.config
-        index = self._tree()
+        cfg, classes = self.config, self._classes()
         state = models.load_published_weights(cfg.arch, cfg.pretrained_weights)
-        state = models.fit_published_state(state, cfg.arch, len(index.classes), self._aux_weight() > 0)
-        if not all(re.fullmatch(r"n\d{8}", c) for c in index.classes):
+        state = models.fit_published_state(state, cfg.arch, len(classes), self._aux_weight() > 0)
+        if not all(re.fullmatch(r"n\d{8}", c) for c in classes):
+            root = self.data_dir or standin_root(self.cache_dir)
             warnings.warn(
-                f"the class folders under {index.root} are not WordNet ids (n01440764, ...): the pretrained "
+                f"the class folders under {root} are not WordNet ids (n01440764, ...): the pretrained "
                 "weights number classes in sorted-wnid order, so their outputs may not match your labels",
                 stacklevel=2,
             )

@@ -237,20 +237,37 @@ def index_path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "imagenet-index" / f"{key}.json"
 
 
-def load_index(root: Path, cache_dir: Path, workers: int = 0, verify: bool = True) -> TreeIndex:
-    """The tree's listing and verify verdict (read from the cache, or made and cached now).
-
-    ``verify=False`` only reads a cached verdict and otherwise assumes every image is good (the
-    dataset then names any file that fails to decode during training).
-    """
-    root = Path(root)
-    splits = list_tree(root)
+def cached_verdict(splits: dict[str, SplitListing], cache_dir: Path) -> dict[str, str] | None:
+    """The verify pass's verdict on exactly this listing (relative path -> why unreadable), if
+    one is cached; None when the tree has not been verified since it last changed."""
     key = listing_key(splits)
     cached = index_path(cache_dir, key)
     if cached.is_file():
         payload = files.read_json(cached)
         if payload.get("version") == INDEX_VERSION and payload.get("key") == key:
-            return TreeIndex(root, splits, dict(payload["bad"]))
+            return dict(payload["bad"])
+    return None
+
+
+def load_index(
+    root: Path,
+    cache_dir: Path,
+    workers: int = 0,
+    verify: bool = True,
+    splits: dict[str, SplitListing] | None = None,
+) -> TreeIndex:
+    """The tree's listing and verify verdict (read from the cache, or made and cached now).
+
+    ``verify=False`` only reads a cached verdict and otherwise assumes every image is good (the
+    dataset then names any file that fails to decode during training). ``splits``: the tree's
+    listing when the caller has just made it (``list_tree``), so a large tree is walked once.
+    """
+    root = Path(root)
+    splits = list_tree(root) if splits is None else splits
+    key = listing_key(splits)
+    bad = cached_verdict(splits, cache_dir)
+    if bad is not None:
+        return TreeIndex(root, splits, bad)
     if not verify:
         return TreeIndex(root, splits, {})
     every = [path for split in SPLITS for path, _ in splits[split].files]
@@ -261,7 +278,7 @@ def load_index(root: Path, cache_dir: Path, workers: int = 0, verify: bool = Tru
         "images": {split: len(splits[split].files) for split in SPLITS},
         "bad": bad,
     }
-    files.atomic_write_json(cached, payload)
+    files.atomic_write_json(index_path(cache_dir, key), payload)
     return TreeIndex(root, splits, bad)
 
 

@@ -35,6 +35,8 @@ from dsd.run.standin import build_once
 RENDER_VERSION = 3
 MANIFEST = "standin.json"
 SPLITS = ("train", "val")
+#: ``load_digits()``: 1797 bundled samples of 10 classes (the sizes a stand-in not built yet implies).
+DIGIT_SAMPLES, DIGIT_CLASSES = 1797, 10
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,26 @@ def build_tree(root: Path, spec: StandinSpec) -> dict:
     return manifest
 
 
+def standin_root(cache_dir: Path, spec: StandinSpec | None = None) -> Path:
+    """Where the stand-in of ``spec`` lives under ``cache_dir`` (built or not)."""
+    return Path(cache_dir) / f"digits-standin-{(spec or StandinSpec()).key()}"
+
+
+def is_built(root: Path) -> bool:
+    """Whether ``root`` holds a finished stand-in (its manifest is written last)."""
+    return (root / MANIFEST).is_file()
+
+
+def implied_sizes(spec: StandinSpec) -> dict[str, int]:
+    """Images per split that ``build_tree`` writes for ``spec``, known without building it."""
+    val_digits = DIGIT_CLASSES * spec.val_digits_per_class
+    return {
+        "train": (DIGIT_SAMPLES - val_digits) * spec.train_canvases,
+        "val": val_digits * spec.val_canvases,
+    }
+
+
 def ensure_standin(cache_dir: Path, spec: StandinSpec | None = None) -> Path:
     """The stand-in tree under ``cache_dir`` (built once; idempotent and atomic); its root."""
     spec = spec or StandinSpec()
-    final = Path(cache_dir) / f"digits-standin-{spec.key()}"
-    return build_once(final, lambda root: build_tree(root, spec), lambda root: (root / MANIFEST).is_file())
+    return build_once(standin_root(cache_dir, spec), lambda root: build_tree(root, spec), is_built)

@@ -33,6 +33,7 @@ ratios, with epochs compressed to fit baseline + DSD + dense control in about 8 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,13 +44,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from dsd.errors import DataError
+from dsd.errors import ConfigError, DataError
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.run.summary import DataSummary
 from dsd.schedule import PAPER_RECIPES
 from tasks.wsj import prepare as preparation
-from tasks.wsj import standin
+from tasks.wsj import standin, verify
+from tasks.wsj.audio import AudioError
 from tasks.wsj.ctc import ctc_loss, greedy_decode
 from tasks.wsj.data import SpeechDataset, collate
 from tasks.wsj.manifest import read_manifest, read_prepared
@@ -149,14 +152,23 @@ class SpeechTask(TaskAdapter):
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
         self.corpus, self.source, self.folder = self._locate_data()
+        # What a folder holds is a fact of the data (its fingerprint names the corpus), not a
+        # hyper-parameter: a --corpus that agrees with the folder leaves the run's hash alone.
+        self.config = dataclasses.replace(self.config, corpus="auto")
         self._train: SpeechDataset | None = None
         self._evals: dict[str, SpeechDataset] | None = None
 
     # ------------------------------------------------------------------ data location
     def _locate_data(self) -> tuple[str, Path | None, Path]:
-        """``(corpus, raw source folder or None, prepared folder)``, without reading audio."""
+        """``(corpus, raw source folder or None, prepared folder)``, without reading audio; a
+        ``--corpus`` that contradicts the folder is refused."""
         cfg = self.config
         if self.is_standin:
+            if cfg.corpus != "auto":
+                raise ConfigError(
+                    f"--corpus {cfg.corpus} names the corpus in --data, but no --data is given (the "
+                    "stand-in runs): pass --data DIR, or leave --corpus out"
+                )
             return STANDIN, None, standin.standin_folder(self.cache_dir, self.standin_spec())
         data_dir = Path(self.data_dir).expanduser()
         prepared = read_prepared(data_dir)
@@ -164,8 +176,17 @@ class SpeechTask(TaskAdapter):
             corpus = prepared["corpus"]
             if corpus not in SPLITS:
                 raise DataError(f"{data_dir} holds prepared {corpus!r}, which this task does not know")
+            self._check_corpus_flag(corpus, f"{data_dir} holds prepared {DATASET_NAMES[corpus]}")
             return corpus, None, data_dir
-        corpus = cfg.corpus if cfg.corpus != "auto" else preparation.detect_corpus(data_dir)
+        if cfg.corpus == "auto":
+            corpus = preparation.detect_corpus(data_dir)
+        else:
+            corpus = cfg.corpus
+            try:  # an unusual layout detection misses is the user's word against ours: theirs wins
+                detected = preparation.detect_corpus(data_dir)
+            except preparation.PreparationError:
+                detected = corpus
+            self._check_corpus_flag(detected, f"{data_dir} is a {DATASET_NAMES[detected]} folder")
         if cfg.prepared_dir:
             folder = Path(cfg.prepared_dir).expanduser()
         else:
@@ -173,15 +194,80 @@ class SpeechTask(TaskAdapter):
             folder = Path(self.cache_dir) / "wsj-prepared" / f"{corpus}-{tag}"
         return corpus, data_dir, folder
 
+    def _check_corpus_flag(self, found: str, what: str) -> None:
+        if self.config.corpus not in ("auto", found):
+            raise ConfigError(
+                f"--corpus {self.config.corpus}, but {what}: pass --corpus {found}, or leave --corpus out "
+                "(it is detected)"
+            )
+
     def standin_spec(self) -> standin.StandinSpec:
         cfg = self.config
         return standin.StandinSpec(cfg.standin_train, cfg.standin_test, cfg.standin_vocabulary)
 
     def prepare(self) -> None:
+        """Build the stand-in or prepare the raw corpus (once), then make sure every audio file
+        of the manifests decodes (once, the verdict cached): a bad file is named before training."""
         if self.is_standin:
             standin.build_standin(self.cache_dir, self.standin_spec())
         elif self.source is not None:
             preparation.prepare_manifests(self.corpus, self.source, self.folder)
+        paths = self._audio_files()
+        prepared = read_prepared(self.folder) or {}
+        self._refuse_bad_audio(verify.verify_audio(paths, self.cache_dir, prepared.get("audio_key", "")))
+
+    def _refuse_bad_audio(self, bad: dict[str, str]) -> None:
+        if bad:
+            raise AudioError(
+                f"{len(bad)} audio file(s) of the manifests in {self.folder} cannot be used: "
+                f"{verify.describe(bad)}. Restore them, or prepare the corpus again (dsd-suite prepare "
+                "wsj --force), which leaves unusable files out and counts them"
+            )
+
+    def _audio_files(self) -> list[Path]:
+        """Every audio file the manifests name, each once."""
+        splits = [SPLITS[self.corpus][0], *SPLITS[self.corpus][1]]
+        return sorted({u.audio for split in splits for u in self._manifest(split)})
+
+    def inspect(self) -> DataSummary:
+        """Utterances per split from the manifests (after the datasets' own filters), with every
+        audio file looked for (a missing one is named, "not found"); a stand-in not built yet or a
+        raw corpus not prepared yet gives what it can and what preparing would do."""
+        splits = [SPLITS[self.corpus][0], *SPLITS[self.corpus][1]]
+        if read_prepared(self.folder) is None:
+            if self.is_standin:
+                spec = self.standin_spec()
+                total = spec.train_utterances + spec.test_utterances
+                return DataSummary(
+                    f"{STANDIN}, not built yet: it would be built under {self.folder}",
+                    {"train": spec.train_utterances, "test": spec.test_utterances},
+                    unit="utterances",
+                    pending=[
+                        f"synthesize the stand-in ({total:,} utterances, eSpeak NG)",
+                        "decode every file once",
+                    ],
+                    implied=True,
+                )
+            return DataSummary(
+                f"{self.dataset_name} at {self.source} (raw), not prepared yet",
+                dict.fromkeys(splits),
+                unit="utterances",
+                pending=[f"prepare it into manifests under {self.folder}, decoding every audio file once"],
+            )
+        paths = self._audio_files()
+        self._refuse_bad_audio({str(path): verify.NOT_FOUND for path in verify.missing(paths)})
+        prepared = read_prepared(self.folder) or {}
+        verified = verify.cached_verdict(paths, self.cache_dir, prepared.get("audio_key", ""))
+        self._refuse_bad_audio(verified or {})
+        datasets = {SPLITS[self.corpus][0]: self.train_dataset(), **self.eval_datasets()}
+        return DataSummary(
+            f"{self.dataset_name} at {self.folder}",
+            {split: len(dataset) for split, dataset in datasets.items()},
+            unit="utterances",
+            facts={"hours": prepared.get("hours", {})} if prepared.get("hours") else {},
+            pending=[] if verified is not None else [f"decode the {len(paths):,} audio files once"],
+            fingerprint=self.data_fingerprint(),
+        )
 
     # ------------------------------------------------------------------ identity
     @property

@@ -31,6 +31,10 @@ class AudioError(DataError):
     """An audio file that cannot be used; the message names the file."""
 
 
+class EmptyAudioError(AudioError):
+    """An audio file that decodes to no sample at all."""
+
+
 class SphereConversionError(UserError, RuntimeError):
     """A NIST SPHERE file and no ``sph2pipe`` to convert it; the message says what to do."""
 
@@ -96,6 +100,8 @@ def convert_sphere(src: Path, dst: Path, corpus_dir: Path | None = None) -> None
 
 def audio_info(path: Path) -> tuple[int, int]:
     """``(frames, sample rate)`` from the file's header; ``AudioError`` naming the file if unreadable."""
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: not found")
     try:
         info = soundfile.info(str(path))
     except Exception as err:  # libsndfile raises several types; all mean "cannot read"
@@ -110,12 +116,14 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
             f"{path}: NIST SPHERE audio is converted at preparation time (dsd-suite prepare wsj); "
             "the manifest should point to the converted WAV"
         )
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: not found")
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as err:
         raise AudioError(f"{path}: unreadable audio ({err})") from None
     if samples.shape[0] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
+        raise EmptyAudioError(f"{path}: empty audio (0 samples)")
     return np.ascontiguousarray(samples[:, 0]), int(rate)
 
 

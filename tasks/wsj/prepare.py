@@ -23,11 +23,15 @@ preparation stops with a message saying how to convert.
 ``LibriSpeech`` folder holding them): FLAC audio and one ``<speaker>-<chapter>.trans.txt`` per
 chapter; transcripts are lower-cased (they are already upper-case letters, apostrophes, spaces).
 
-Skipped inputs are counted in ``prepared.json`` and a warning names the first few: files listed
-in an index but missing (Kaldi drops ``11-2.1/wsj0/si_tr_s/401`` the same way), unreadable or
-empty audio (two of SI-284's files are empty), utterances without a transcript, transcripts
-marked ``[bad_recording]``, and transcripts empty after normalisation. A split that ends up
-empty is an error. Preparation is idempotent: a finished folder is reused.
+Every audio file kept is decoded in full once (several at a time), so a truncated or corrupt
+file is found here, not mid-training; ``prepared.json`` records the key of the manifests' files
+(``tasks.wsj.verify``), so a run does not decode them again. Skipped inputs are counted in
+``prepared.json`` and a warning names the first few: files listed in an index but missing (Kaldi
+drops ``11-2.1/wsj0/si_tr_s/401`` the same way), unreadable or empty audio (two of SI-284's
+files are empty), utterances without a transcript (a LibriSpeech chapter's audio that its
+``trans.txt`` does not list, an empty ``trans.txt`` included), transcripts marked
+``[bad_recording]``, and transcripts empty after normalisation. A split that ends up empty is an
+error. Preparation is idempotent: a finished folder is reused.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from pathlib import Path
 from dsd.errors import ConfigError, UserError
 from dsd.run.fingerprint import SKIPPED_KEPT
 from tasks.wsj import audio as audiolib
+from tasks.wsj import verify
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
 from tasks.wsj.text import clean_spaces
 from tasks.wsj.wsj_text import is_bad_recording, normalize_wsj, parse_dot_line
@@ -93,6 +98,7 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
     hours: dict[str, float] = {}
     paths: dict[str, Path] = {}
     named: dict[str, list[str]] = defaultdict(list)  # reason -> the first skipped, over all splits
+    kept: list[Path] = []  # every audio file of the manifests
     for split in SPLITS[corpus]:
         skipped: dict[str, list[str]] = defaultdict(list)
         utterances = collect(context, split, out_dir, skipped)
@@ -109,13 +115,24 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
         write_manifest(paths[split], sorted(utterances, key=lambda u: u.id))
         counts[split] = len(utterances)
         hours[split] = round(sum(u.duration for u in utterances) / 3600, 3)
-    write_prepared(out_dir, corpus, counts, dict(sorted(issues.items())), hours=hours, skipped=dict(named))
+        kept.extend(u.audio for u in utterances)
+    write_prepared(
+        out_dir,
+        corpus,
+        counts,
+        dict(sorted(issues.items())),
+        hours=hours,
+        skipped=dict(named),
+        audio_key=verify.listing_key(kept),  # every file decoded above: a run need not again
+    )
     return paths
 
 
 def detect_corpus(src_dir: Path) -> str:
     """``wsj`` or ``librispeech``, from the folder's layout; ``PreparationError`` if neither."""
     src_dir = Path(src_dir)
+    if not src_dir.is_dir():
+        raise PreparationError(f"corpus folder {src_dir} does not exist")
     try:
         _librispeech_root(src_dir)
         return "librispeech"
@@ -132,17 +149,32 @@ def detect_corpus(src_dir: Path) -> str:
 
 
 # ====================================================================== audio helpers
-def _checked_audio(utt_id: str, path: Path, text: str, skipped: dict[str, list[str]]) -> Utterance | None:
-    """The utterance with duration and sample rate from the file's header; None (counted) if unusable."""
+def _decoded(candidate: tuple[str, Path, str]) -> Utterance | str:
+    """The utterance with its duration and sample rate from decoding the whole file, or why it
+    cannot be used (``unreadable_audio``, ``empty_audio``)."""
+    utt_id, path, text = candidate
     try:
-        frames, rate = audiolib.audio_info(path)
+        samples, rate = audiolib.read_audio(path)
+    except audiolib.EmptyAudioError:
+        return "empty_audio"
     except audiolib.AudioError:
-        skipped["unreadable_audio"].append(str(path))
-        return None
-    if frames == 0 or rate <= 0:
-        skipped["empty_audio"].append(str(path))
-        return None
-    return Utterance(utt_id, path, text, frames / rate, rate)
+        return "unreadable_audio"
+    return Utterance(utt_id, path, text, len(samples) / rate, rate)
+
+
+def _checked_audio(candidates: list[tuple[str, Path, str]], skipped: dict[str, list[str]]) -> list[Utterance]:
+    """The candidates ``(id, audio, text)`` whose audio decodes, several at a time (libsndfile
+    decodes outside the GIL); the others are counted in ``skipped`` by reason."""
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(_decoded, candidates))
+    utterances = []
+    for (_, path, _), result in zip(candidates, results, strict=True):
+        if isinstance(result, str):
+            skipped[result].append(str(path))
+        else:
+            utterances.append(result)
+    return utterances
 
 
 # ====================================================================== WSJ
@@ -252,16 +284,14 @@ def _wsj_split(tree: _WsjTree, split: str, out_dir: Path, skipped: dict[str, lis
                 source = target
             chosen[utt_id] = (source, raw)
     _convert_all(to_convert, tree.root)
-    utterances = []
+    candidates = []
     for utt_id, (audio, raw) in chosen.items():
         text = normalize_wsj(raw)
         if not text:
             skipped["empty_transcript"].append(utt_id)
             continue
-        utterance = _checked_audio(utt_id, audio, text, skipped)
-        if utterance is not None:
-            utterances.append(utterance)
-    return utterances
+        candidates.append((utt_id, audio, text))
+    return _checked_audio(candidates, skipped)
 
 
 def _convert_all(jobs: list[tuple[str, Path, Path]], corpus_dir: Path) -> None:
@@ -289,21 +319,26 @@ def _librispeech_root(src_dir: Path) -> Path:
 def _librispeech_split(
     root: Path, split: str, out_dir: Path, skipped: dict[str, list[str]]
 ) -> list[Utterance]:
-    utterances = []
-    for trans in sorted((root / split).glob("*/*/*.trans.txt")):
-        for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split(maxsplit=1)
-            if len(parts) != 2:
-                skipped["empty_transcript"].append(f"{trans.name}:{number}")
-                continue
-            utt_id, raw = parts
-            audio = trans.parent / f"{utt_id}.flac"
-            if not audio.is_file():
-                skipped["missing_audio"].append(utt_id)
-                continue
-            utterance = _checked_audio(utt_id, audio.resolve(), clean_spaces(raw.lower()), skipped)
-            if utterance is not None:
-                utterances.append(utterance)
-    return utterances
+    candidates = []
+    for chapter in sorted(p for p in (root / split).glob("*/*") if p.is_dir()):
+        listed: set[str] = set()
+        for trans in sorted(chapter.glob("*.trans.txt")):
+            for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                parts = line.split(maxsplit=1)
+                listed.add(parts[0])
+                if len(parts) != 2:
+                    skipped["empty_transcript"].append(f"{trans.name}:{number}")
+                    continue
+                utt_id, raw = parts
+                audio = chapter / f"{utt_id}.flac"
+                if not audio.is_file():
+                    skipped["missing_audio"].append(utt_id)
+                    continue
+                candidates.append((utt_id, audio.resolve(), clean_spaces(raw.lower())))
+        # audio no trans.txt line speaks for (a missing or empty trans.txt): named, never silently dropped
+        for audio in sorted(chapter.glob("*.flac")):
+            if audio.stem not in listed:
+                skipped["missing_transcript"].append(str(audio))
+    return _checked_audio(candidates, skipped)
