@@ -1,13 +1,17 @@
-"""The suite's command line: run a task's study, build tables and figures, benchmark.
+"""The suite's command line: run a task's study, plan one, build tables and figures, benchmark.
 
     dsd-suite run imagenet --arch resnet18 --data /datasets/imagenet --seeds 0,1,2
+    dsd-suite plan imagenet --arch resnet50 --data /datasets/imagenet   # what run would do
     dsd-suite run wsj --arch deepspeech                  # no --data: the stand-in
     torchrun --nproc_per_node=8 -m tasks.cli run imagenet --arch resnet50 --data ...
     dsd-suite tables                                     # results/runs -> results/tables
     dsd-suite figures                                    # results/runs -> results/figures
 
 A task's own flags are generated from its ``Config`` dataclass (``--arch``, ``--batch-size``,
-``--recipe``, ...): ``dsd-suite run <task> --help`` lists them with their defaults.
+``--recipe``, ...): ``dsd-suite run <task> --help`` lists them with their defaults. ``run``
+checks everything cheap before it builds anything (``dsd.run.preflight``); a user's mistake ends
+as one ``dsd-suite: error:`` line (``tasks.cli_errors``). Each command is one entry of
+``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -16,14 +20,20 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dsd.run import dist
 from dsd.run.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
 from dsd.run.config import add_config_flags, choices_of, config_from_args, help_of, help_text
+from dsd.run.plan import plan_study
+from dsd.run.plan import render as render_plan
+from dsd.run.preflight import preflight
 from dsd.run.study import METHODS, RunConfig, run_study
 from tasks import get_task, task_names
+from tasks.cli_errors import DEBUG_ENV, ArgumentParser, UsageError, run_guarded, split_debug
 
 #: Environment variables that point a task at its real dataset, the first one set wins.
 DATA_ENV = {
@@ -73,12 +83,14 @@ def _methods(text: str) -> list[str]:
     return methods
 
 
-# ---------------------------------------------------------------------- run
-def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentParser:
-    """The flags of ``run <task>``: the study's (help from ``RunConfig``), then the task's ``Config``."""
-    parser = argparse.ArgumentParser(
-        prog=f"dsd-suite run {task}",
-        description=f"Run the {task} study: baseline, DSD and the equal-length dense control.",
+# ---------------------------------------------------------------------- run and plan
+def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> ArgumentParser:
+    """The flags of ``run <task>`` and ``plan <task>``: the study's (help from ``RunConfig``),
+    then the task's ``Config``."""
+    what = "baseline, DSD and the equal-length dense control"
+    parser = ArgumentParser(
+        prog=f"dsd-suite {command} {task}",
+        description=f"{STUDY_COMMANDS[command]} the {task} study: {what}.",
         formatter_class=_HelpFormatter,
     )
     study = parser.add_argument_group("the study (how it runs, not what it learns)")
@@ -106,6 +118,9 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentP
     add("--deterministic", "deterministic", shown=None, action="store_true")
     add("--eval-every", "eval_every", type=int, metavar="N")
     add("--log-every", "log_every", type=int, metavar="N")
+    add("--checkpoint-every", "checkpoint_every", type=int, metavar="N")
+    add("--checkpoint-minutes", "checkpoint_minutes", type=float, metavar="MIN")
+    add("--tensorboard", "tensorboard", shown=None, action="store_true")
     add("--device", "device", metavar="DEVICE")
     add("--progress", "progress", shown=None, action=argparse.BooleanOptionalAction)
     study.add_argument(
@@ -115,23 +130,49 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> argparse.ArgumentP
         metavar="DIR",
         help=f"stand-ins and feature caches go to DIR/{task} (default: %(default)s)",
     )
-    study.add_argument("--no-tables", action="store_true", help="skip rebuilding all tables and figures")
+    if command == "run":
+        study.add_argument("--no-tables", action="store_true", help="skip rebuilding all tables and figures")
+    else:
+        study.add_argument(
+            "--world-size",
+            type=int,
+            default=int(os.environ.get("WORLD_SIZE", "1")),
+            metavar="N",
+            help="processes the run will use (torchrun's nodes x nproc_per_node; default: $WORLD_SIZE or 1)",
+        )
     add_config_flags(parser, adapter_type.Config, title=f"the {task} task (what it learns)")
     return parser
 
 
-def cmd_run(task: str, argv: list[str]) -> int:
+def run_parser(task: str, adapter_type: type[TaskAdapter]) -> ArgumentParser:
+    return study_parser("run", task, adapter_type)
+
+
+#: The commands that take a study's flags, and how their help starts.
+STUDY_COMMANDS = {"run": "Run", "plan": "Plan (a dry run: nothing is built or written)"}
+
+
+def parse_study(command: str, argv: list[str]) -> tuple[TaskAdapter, RunConfig, argparse.Namespace]:
+    """``<task> [flags]`` of ``run`` or ``plan`` read into the task's adapter and the study's settings."""
+    if not argv or argv[0].startswith("-"):
+        raise UsageError(f"dsd-suite {command}: name a task ({', '.join(task_names())}), then its flags")
+    task = argv[0]
     try:
         adapter_type = get_task(task)
     except KeyError as err:  # the message lists the valid tasks
-        print(f"dsd-suite: {err.args[0]}", file=sys.stderr)
-        return 2
-    args = run_parser(task, adapter_type).parse_args(argv)
+        raise UsageError(err.args[0]) from None
+    args = study_parser(command, task, adapter_type).parse_args(argv[1:])
     config = config_from_args(adapter_type.Config, args)
     adapter = adapter_type(config, args.data, default_cache_dir(task, args.cache_dir))
+    return adapter, config_from_args(RunConfig, args), args
+
+
+def cmd_run(argv: list[str]) -> int:
+    """Check everything cheap (flags, recipe, data layout and sizes, start point), then run."""
+    adapter, run, args = parse_study("run", argv)
+    preflight(adapter, run)
     if dist.is_main():
-        print(banner(task, adapter), file=sys.stderr)
-    run = config_from_args(RunConfig, args)
+        print(banner(adapter.name, adapter), file=sys.stderr)
     folders = run_study(adapter, run)
     if dist.is_main():
         print("\nruns:\n" + "\n".join(f"  {f}" for f in folders))
@@ -141,6 +182,16 @@ def cmd_run(task: str, argv: list[str]) -> int:
         for path in adapter.study_figures(methods, args.results_dir / "figures"):
             print(f"figure:  {path}")
     dist.cleanup()
+    return 0
+
+
+def cmd_plan(argv: list[str]) -> int:
+    """The study ``run`` would run with the same flags, printed; nothing built or written."""
+    adapter, run, args = parse_study("plan", argv)
+    if args.world_size < 1:
+        raise UsageError(f"--world-size must be at least 1, got {args.world_size}")
+    checked = preflight(adapter, run, world_size=args.world_size)
+    print(render_plan(plan_study(adapter, run, checked)))
     return 0
 
 
@@ -169,7 +220,7 @@ def build_outputs(results: Path) -> None:
 
 def cmd_prepare(argv: list[str]) -> int:
     """Turn a raw speech corpus into the suite's manifests, once (``run wsj --data OUT``)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="dsd-suite prepare wsj", description="WSJ (LDC) or LibriSpeech -> JSON-lines manifests"
     )
     parser.add_argument("task", choices=["wsj"])
@@ -179,14 +230,9 @@ def cmd_prepare(argv: list[str]) -> int:
     parser.add_argument("--force", action="store_true", help="prepare again even if finished")
     args = parser.parse_args(argv)
     from tasks.wsj import prepare
-    from tasks.wsj.audio import SphereConversionError
 
     corpus = prepare.detect_corpus(args.src) if args.corpus == "auto" else args.corpus
-    try:
-        manifests = prepare.prepare_manifests(corpus, args.src, args.out, force=args.force)
-    except (prepare.PreparationError, SphereConversionError) as err:
-        print(f"dsd-suite prepare: {err}", file=sys.stderr)
-        return 1
+    manifests = prepare.prepare_manifests(corpus, args.src, args.out, force=args.force)
     for split, path in manifests.items():
         print(f"{split}: {path}")
     return 0
@@ -196,8 +242,7 @@ def cmd_bench(argv: list[str]) -> int:
     """Benchmarks: ``engine`` (dsd.bench.engine), ``loop`` (dsd.bench.loop), ``imagenet`` (data loading)."""
     benches = {"engine": "dsd.bench.engine", "loop": "dsd.bench.loop", "imagenet": "tasks.imagenet.bench"}
     if not argv or argv[0] not in benches:
-        print(f"dsd-suite bench: name one of {', '.join(benches)} (then its own flags)", file=sys.stderr)
-        return 2
+        raise UsageError(f"dsd-suite bench: name one of {', '.join(benches)} (then its own flags)")
     module = importlib.import_module(benches[argv[0]])
     return module.main(argv[1:]) or 0
 
@@ -221,46 +266,54 @@ def cmd_report(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------- entry point
-COMMANDS = {
-    "run": "run a task's study (baseline, DSD, dense control): run <task> [flags]",
-    "tables": "rebuild results/tables from every finished run",
-    "figures": "rebuild results/figures (weight histograms, curves)",
-    "report": "tables, figures, then one self-contained page: results/report.html",
-    "prepare": "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR",
-    "bench": "benchmarks: bench engine | loop | imagenet [flags]",
+@dataclass(frozen=True)
+class Command:
+    """One command: the function that runs it on the rest of the command line, and one line of help."""
+
+    handler: Callable[[list[str]], int]
+    summary: str
+
+
+#: Every command, in the order ``dsd-suite --help`` lists them; a new command is one more entry.
+COMMANDS: dict[str, Command] = {
+    "run": Command(cmd_run, "run a task's study (baseline, DSD, dense control): run <task> [flags]"),
+    "plan": Command(cmd_plan, "print what run would do with the same flags; builds and writes nothing"),
+    "tables": Command(cmd_tables, "rebuild results/tables from every finished run"),
+    "figures": Command(cmd_figures, "rebuild results/figures (weight histograms, curves)"),
+    "report": Command(cmd_report, "tables, figures, then one self-contained page: results/report.html"),
+    "prepare": Command(
+        cmd_prepare, "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR"
+    ),
+    "bench": Command(cmd_bench, "benchmarks: bench engine | loop | imagenet [flags]"),
 }
 
 
 def usage() -> str:
-    lines = ["usage: dsd-suite <command> ...", "", "commands:"]
-    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
-    lines += ["", f"tasks: {', '.join(task_names())}", "help:  dsd-suite run <task> --help"]
+    lines = ["usage: dsd-suite <command> ... [--debug]", "", "commands:"]
+    lines += [f"  {name:<8} {command.summary}" for name, command in COMMANDS.items()]
+    lines += [
+        "",
+        f"tasks: {', '.join(task_names())}",
+        "help:  dsd-suite run <task> --help",
+        "errors are one line (exit 2: usage or configuration, 1: data or runtime, 130: interrupted);",
+        f"       --debug or {DEBUG_ENV}=1 shows their traceback",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    debug, argv = split_debug(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
-    command, rest = argv[0], argv[1:]
-    if command == "run":
-        if not rest or rest[0].startswith("-"):
-            print(f"dsd-suite run: name a task ({', '.join(task_names())})", file=sys.stderr)
-            return 2
-        return cmd_run(rest[0], rest[1:])
-    if command == "tables":
-        return cmd_tables(rest)
-    if command == "figures":
-        return cmd_figures(rest)
-    if command == "report":
-        return cmd_report(rest)
-    if command == "prepare":
-        return cmd_prepare(rest)
-    if command == "bench":
-        return cmd_bench(rest)
-    print(f"dsd-suite: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
-    return 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        return run_guarded(lambda: _unknown(argv[0]), debug)
+    return run_guarded(lambda: command.handler(argv[1:]), debug)
+
+
+def _unknown(name: str) -> int:
+    raise UsageError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)} (dsd-suite --help)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ what ``dsd-suite run`` and the tests stand on. One job per module:
 - ``settings``: how a study is run (methods, seeds, results folder, loop settings).
 - ``study``: the baseline and its branches (DSD, the equal-length dense control), reused when done.
 - ``preflight``: everything cheap checked before a study builds anything; ``summary``: what a
-  task's data holds, read without building it (``TaskAdapter.inspect``).
+  task's data holds, read without building it (``TaskAdapter.inspect``); ``plan``: the whole
+  study a command would run, worked out without running it (``dsd-suite plan``).
 - ``loop``: the training loop of one run, phase by phase.
 - ``parts``: what a run trains with (model, optimizer, engine, data), built from the adapter.
 - ``state``: where a run stands, the RNG states, and the checkpoint format.
