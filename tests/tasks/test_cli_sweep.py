@@ -1,0 +1,53 @@
+"""``dsd-suite sweep`` and ``--method all-ablations`` at the command line: bad sparsities and method
+typos are refused before anything is built, naming the value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.cli import _methods, main
+from tasks.cli_errors import PREFIX
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture
+def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("IMAGENET_DIR", "FLICKR8K_DIR", "WSJ_DIR", "LIBRISPEECH_DIR", "DSD_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("sparsities", "named"),
+    [
+        ("0.3,1.5", "1.5"),
+        ("0.3,0.3", "0.3 is given twice"),
+        ("0", "0.0"),
+        ("0.3,x", "'0.3,x'"),
+        ("", "empty"),
+    ],
+)
+def test_a_bad_sweep_is_refused_before_any_work(place: Path, capsys, sparsities: str, named: str) -> None:
+    code = main(["sweep", "imagenet", "--sparsities", sparsities])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(PREFIX) and named in err
+    assert not any(place.iterdir())  # no stand-in, cache or run folder
+
+
+def test_a_method_typo_lists_the_valid_methods(place: Path, capsys) -> None:
+    code = main(["run", "imagenet", "--method", "dsd,dsd-randommask"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    for name in ("all-ablations", "dsd-random-mask", "dsd-reinit", "dense-control"):
+        assert name in err
+    assert not any(place.iterdir())
+
+
+def test_all_keeps_the_papers_comparison_and_all_ablations_adds_the_ablations() -> None:
+    assert _methods("all") == ["baseline", "dsd", "dense-control"]
+    assert _methods("all-ablations") == ["baseline", "dsd", "dense-control", "dsd-random-mask", "dsd-reinit"]
