@@ -31,7 +31,9 @@ from dsd.run.config import add_config_flags, choices_of, config_from_args, help_
 from dsd.run.plan import plan_study
 from dsd.run.plan import render as render_plan
 from dsd.run.preflight import preflight
-from dsd.run.study import METHODS, RunConfig, run_study
+from dsd.run.records import METHODS, STUDY_METHODS
+from dsd.run.study import RunConfig, run_study
+from dsd.run.sweep import check_sparsities, run_sweep
 from tasks import get_task, task_names
 from tasks.cli_errors import DEBUG_ENV, ArgumentParser, UsageError, run_guarded, split_debug
 
@@ -75,12 +77,26 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+#: The method lists ``--method`` takes by name.
+METHOD_SETS = {"all": list(STUDY_METHODS), "all-ablations": list(METHODS)}
+
+
 def _methods(text: str) -> list[str]:
-    methods = list(METHODS) if text == "all" else [m for m in text.split(",") if m]
+    methods = METHOD_SETS.get(text) or [m for m in text.split(",") if m]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; valid: all, {', '.join(METHODS)}")
+        valid = ", ".join([*METHOD_SETS, *METHODS])
+        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; valid: {valid}")
     return methods
+
+
+def _sparsities(text: str) -> list[float]:
+    try:
+        return [float(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"sparsities must be comma-separated numbers, got {text!r}"
+        ) from None
 
 
 # ---------------------------------------------------------------------- run and plan
@@ -109,7 +125,8 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
         text = lead + help_text(help_of(RunConfig, field)) + (f" (default: {shown})" if shown else "")
         study.add_argument(flag, dest=field, default=getattr(run, field), help=text, **kwargs)
 
-    add("--method", "methods", "all, or a comma list ", "all", type=_methods, metavar="METHODS")
+    add("--method", "methods", "all, all-ablations (all and every ablation), or a comma list ", "all",
+        type=_methods, metavar="METHODS")  # fmt: skip
     add("--seeds", "seeds", "comma list: ", ",".join(map(str, run.seeds)), type=_seeds, metavar="SEEDS")
     add("--results", "results_dir", type=Path, metavar="DIR")
     add("--start", "start", shown=None, metavar="pretrained|FILE")
@@ -130,7 +147,16 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
         metavar="DIR",
         help=f"stand-ins and feature caches go to DIR/{task} (default: %(default)s)",
     )
-    if command == "run":
+    if command == "sweep":
+        study.add_argument(
+            "--sparsities",
+            type=_sparsities,
+            default=[0.1, 0.3, 0.5, 0.7],
+            metavar="LIST",
+            help="comma list of sparsities of the recipe's first sparse phase; later sparse phases are "
+            "scaled by the same factor (default: 0.1,0.3,0.5,0.7)",
+        )
+    if command in ("run", "sweep"):
         study.add_argument("--no-tables", action="store_true", help="skip rebuilding all tables and figures")
     else:
         study.add_argument(
@@ -149,7 +175,11 @@ def run_parser(task: str, adapter_type: type[TaskAdapter]) -> ArgumentParser:
 
 
 #: The commands that take a study's flags, and how their help starts.
-STUDY_COMMANDS = {"run": "Run", "plan": "Plan (a dry run: nothing is built or written)"}
+STUDY_COMMANDS = {
+    "run": "Run",
+    "plan": "Plan (a dry run: nothing is built or written)",
+    "sweep": "Sweep the sparsity of (one shared baseline and dense control, DSD at each sparsity)",
+}
 
 
 def parse_study(command: str, argv: list[str]) -> tuple[TaskAdapter, RunConfig, argparse.Namespace]:
@@ -181,6 +211,22 @@ def cmd_run(argv: list[str]) -> int:
         methods = {f.parent.name.rsplit("-", 1)[0]: f for f in folders if f.name == f"seed{args.seeds[0]}"}
         for path in adapter.study_figures(methods, args.results_dir / "figures"):
             print(f"figure:  {path}")
+    dist.cleanup()
+    return 0
+
+
+def cmd_sweep(argv: list[str]) -> int:
+    """DSD at several sparsities from one shared baseline; refuses bad sparsities before any work."""
+    adapter, run, args = parse_study("sweep", argv)
+    sparsities = check_sparsities(args.sparsities)
+    preflight(adapter, run)
+    if dist.is_main():
+        print(banner(adapter.name, adapter), file=sys.stderr)
+    manifest = run_sweep(adapter, run, sparsities)
+    if dist.is_main():
+        print(f"\nsweep: {manifest}")
+        if not args.no_tables:
+            build_outputs(args.results_dir)
     dist.cleanup()
     return 0
 
@@ -277,6 +323,9 @@ class Command:
 #: Every command, in the order ``dsd-suite --help`` lists them; a new command is one more entry.
 COMMANDS: dict[str, Command] = {
     "run": Command(cmd_run, "run a task's study (baseline, DSD, dense control): run <task> [flags]"),
+    "sweep": Command(
+        cmd_sweep, "DSD at several sparsities, chosen on validation: sweep <task> --sparsities ..."
+    ),
     "plan": Command(cmd_plan, "print what run would do with the same flags; builds and writes nothing"),
     "tables": Command(cmd_tables, "rebuild results/tables from every finished run"),
     "figures": Command(cmd_figures, "rebuild results/figures (weight histograms, curves)"),
