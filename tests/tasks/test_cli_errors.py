@@ -196,6 +196,18 @@ def test_a_start_file_that_is_no_checkpoint_or_of_another_model_exits_1(
     assert not (place / "c").exists() and not (place / "o").exists()  # refused before the verify pass
 
 
+def test_published_weights_missing_offline_exit_1_naming_the_file_and_where_it_goes(
+    place: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(place / "hub"))
+    make_tree(place / "imagenet")
+    argv = ["run", "imagenet", "--data", "imagenet", "--batch-size", "4", "--start", "pretrained"]
+    code, err = suite(capsys, *argv, "--cache-dir", "c", "--results", "o")
+    assert code == 1
+    assert f"expected the file {place / 'hub' / 'checkpoints' / 'resnet18-f37072fd.pth'}" in err
+    assert not (place / "c").exists() and not (place / "o").exists()
+
+
 # ---------------------------------------------------------------------- speech
 def test_speech_corpus_flag_is_checked_against_the_data(
     place: Path, capsys: pytest.CaptureFixture[str]
