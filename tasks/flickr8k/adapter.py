@@ -187,11 +187,11 @@ class Flickr8kTask(TaskAdapter):
     def resolve_config(self, config: Flickr8kConfig) -> Flickr8kConfig:  # type: ignore[override]
         """The 0 placeholders resolved (NeuralTalk's values, or the stand-in's); checked."""
         if config.batch_size < 0 or config.rmsprop_alpha < 0:
-            raise ConfigError("batch_size and rmsprop_alpha must be positive (0: the default)")
+            raise ConfigError("--batch-size and --rmsprop-alpha must be positive (0: the default)")
         if config.beam_size < 1:
-            raise ConfigError(f"beam_size must be at least 1, got {config.beam_size}")
+            raise ConfigError(f"--beam-size must be at least 1, got {config.beam_size}")
         if config.max_caption_length < 1:
-            raise ConfigError(f"max_caption_length must be at least 1, got {config.max_caption_length}")
+            raise ConfigError(f"--max-caption-length must be at least 1, got {config.max_caption_length}")
         standin_data = self.is_standin
         return dataclasses.replace(
             config,

@@ -379,16 +379,16 @@ def resolve_config(config: ImageNetConfig, standin: bool) -> ImageNetConfig:
     image_size = config.image_size or (spec.standin_size if standin else IMAGENET_SIZE)
     if image_size < spec.min_size:
         raise ConfigError(
-            f"{config.arch} needs images of at least {spec.min_size} px, got image_size={image_size}"
+            f"--arch {config.arch} needs images of at least {spec.min_size} px, got --image-size {image_size}"
         )
     resize_size = config.resize_size or datalib.default_resize(image_size)
     if resize_size < image_size:
-        raise ConfigError(f"resize_size={resize_size} is smaller than the crop image_size={image_size}")
+        raise ConfigError(f"--resize-size {resize_size} is smaller than the crop, --image-size {image_size}")
     min_crop_scale = config.min_crop_scale or (STANDIN_MIN_CROP if standin else IMAGENET_MIN_CROP)
     if not 0 < min_crop_scale <= 1:
-        raise ConfigError(f"min_crop_scale must be in (0, 1], got {config.min_crop_scale}")
+        raise ConfigError(f"--min-crop-scale must be in (0, 1], got {config.min_crop_scale}")
     if config.batch_size < 0:
-        raise ConfigError(f"batch_size must be positive (0: the default), got {config.batch_size}")
+        raise ConfigError(f"--batch-size must be positive (0: the default), got {config.batch_size}")
     return dataclasses.replace(
         config,
         batch_size=config.batch_size or (STANDIN_BATCH if standin else IMAGENET_BATCH),
