@@ -62,7 +62,7 @@ def written(folder: Path) -> list[Path]:
         (["run", "imagenet", "--epochs-scale", "0"], ["--epochs-scale"]),
         (["run", "imagenet", "--log-every", "0"], ["--log-every"]),
         (["run", "mnist"], ["'mnist'", "flickr8k, imagenet, wsj"]),
-        (["frobnicate"], ["'frobnicate'", "run, plan"]),
+        (["frobnicate"], ["'frobnicate'", "commands: run, ", " plan, ", "(dsd-suite --help)"]),
         (
             ["run", "imagenet", "--recipe", "D:1@0.1 S150%:1@0.01"],
             ["--recipe", "S150%", "sparsity must be in [0, 1)"],
