@@ -73,8 +73,11 @@ def _attempt_store() -> dist.Store:
 
 
 def is_main() -> bool:
-    """True on rank 0 (and when not distributed): only rank 0 writes files."""
-    return not dist.is_initialized() or dist.get_rank() == 0
+    """True on rank 0 (and when not distributed): only rank 0 writes files. Before the process
+    group exists, torchrun's ``RANK`` says which process this is."""
+    if dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def barrier() -> None:
