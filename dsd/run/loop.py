@@ -16,7 +16,6 @@ they happen.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd import collective
 from dsd.run import dist
 from dsd.run.adapter import TaskAdapter
 from dsd.run.clock import CheckpointClock
@@ -38,7 +36,7 @@ from dsd.run.precision import Precision
 from dsd.run.recorder import RunRecorder
 from dsd.run.records import PhaseResult, RunRecord, RunResult
 from dsd.run.settings import LoopConfig
-from dsd.run.signals import StopRequest, stop_on_signals
+from dsd.run.signals import stop_on_signals
 from dsd.run.state import Position, RunState, seed_everything
 from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
@@ -122,14 +120,16 @@ class RunLoop:
                 while self.pos.phase_step < self.phase_steps[self.pos.phase]:
                     self._train_step(self._next_batch())
                     self.log.bar.update(1)
-                    epoch_done = self._count_batch()
+                    epoch_done = self.pos.finish_batch(self.parts.batches_per_epoch)
+                    if epoch_done:
+                        self._batches = None  # the next epoch's batches come from a new shuffle
                     if self.pos.phase_step == self.phase_steps[self.pos.phase]:
                         break  # the phase end evaluates and checkpoints
                     if epoch_done:
                         self._end_epoch()
                     elif self.pos.step % self.config.log_every == 0:
                         self._flush_losses()
-                    if self._should_stop(stop):
+                    if stop.agreed(self.pos.step, self.config.log_every, self.info.distributed):
                         self._checkpoint()
                         raise RunInterrupted(
                             f"stopped at step {self.pos.step}; checkpoint written to "
@@ -152,11 +152,7 @@ class RunLoop:
     # ================================================================= setup and resume
     def _setup(self) -> None:
         config, info, schedule = self.config, self.info, self.schedule
-        if config.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = not config.deterministic
-        seed_everything(config.seed * 1000 + info.rank)
+        seed_everything(config.seed * 1000 + info.rank, deterministic=config.deterministic)
         self.parts = build_parts(self.adapter, schedule, self.plan.init_weights, config.seed, info)
         self.phase_steps = phase_step_counts(schedule, self.parts.batches_per_epoch)
         resumed = self.recorder.open(self.parts, self.precision.scaler)
@@ -170,22 +166,15 @@ class RunLoop:
 
     # ================================================================= phases and epochs
     def _enter_phase(self) -> None:
-        """prune() or redense() as the new phase asks, telling the hooks."""
+        """prune() or redense() as the new phase asks (``RunParts.enter``), telling the hooks."""
         phase = self.schedule.phases[self.pos.phase]
-        engine = self.parts.engine
-        if engine is not None:
-            ablation = self.plan.ablation(self.config.seed, self.pos.phase)
-            if engine.is_sparse:
-                engine.redense(**ablation["redense"])
-                self._notify("redensed")
-            if phase.is_sparse:
-                self._notify("before_prune")
-                report = engine.prune(phase.sparsity, **ablation["prune"])
-                self._notify("pruned")
-                self.log.say(
-                    f"phase {self._label()}: pruned {len(report.tensors)} tensors to "
-                    f"{report.mask_sparsity:.2%} (weights: {report.weight_sparsity:.2%})"
-                )
+        ablation = self.plan.ablation(self.config.seed, self.pos.phase)
+        report = self.parts.enter(phase, ablation, self._notify)
+        if report is not None:
+            self.log.say(
+                f"phase {self._label()}: pruned {len(report.tensors)} tensors to "
+                f"{report.mask_sparsity:.2%} (weights: {report.weight_sparsity:.2%})"
+            )
         self._notify("entered")
         self.pos.phase_started = True
 
@@ -208,15 +197,6 @@ class RunLoop:
         self.pos.phase_step = 0
         self.pos.phase_started = False
         self._checkpoint()
-
-    def _count_batch(self) -> bool:
-        """Move past an epoch's last batch; True when an epoch just ended."""
-        if self.pos.epoch_batch < self.parts.batches_per_epoch:
-            return False
-        self.pos.data_epoch += 1
-        self.pos.epoch_batch = 0
-        self._batches = None
-        return True
 
     def _end_epoch(self) -> None:
         self._flush_losses()
@@ -332,13 +312,6 @@ class RunLoop:
 
     def _label(self) -> str:
         return self.schedule.phases[min(self.pos.phase, len(self.schedule.phases) - 1)].label
-
-    def _should_stop(self, stop: StopRequest) -> bool:
-        if not self.info.distributed:
-            return stop.requested
-        if self.pos.step % self.config.log_every:
-            return False
-        return collective.any_rank(stop.requested)
 
 
 def _watchers(config: LoopConfig) -> list[LoopHook]:

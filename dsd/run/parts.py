@@ -9,7 +9,7 @@ batches come from a seeded, resumable, per-rank sampler (``dsd.run.sampling``).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dsd.engine import DSD
+from dsd.engine import DSD, SparsityReport
 from dsd.files import safe_torch_load
 from dsd.run import dist
 from dsd.run.adapter import TaskAdapter
 from dsd.run.sampling import EpochBatchSampler
 from dsd.run.weights import load_model_weights
-from dsd.schedule import Schedule
+from dsd.schedule import Phase, Schedule
 
 
 def default_workers(requested: int, world_size: int, device: torch.device | str) -> int:
@@ -59,6 +59,24 @@ class RunParts:
     @property
     def batches_per_epoch(self) -> int:
         return self.sampler.batches_per_epoch
+
+    def enter(
+        self, phase: Phase, ablation: dict[str, dict[str, Any]], notify: Callable[[str], None]
+    ) -> SparsityReport | None:
+        """Make the engine match a phase that starts: re-dense out of a sparse phase, prune into
+        one (with an ablation's arguments), telling ``notify`` each moment (``redensed``,
+        ``before_prune``, ``pruned``). Returns the pruning report, or None when nothing was pruned."""
+        if self.engine is None:
+            return None
+        if self.engine.is_sparse:
+            self.engine.redense(**ablation["redense"])
+            notify("redensed")
+        if not phase.is_sparse:
+            return None
+        notify("before_prune")
+        report = self.engine.prune(phase.sparsity, **ablation["prune"])
+        notify("pruned")
+        return report
 
     def train_batches(
         self, adapter: TaskAdapter, epoch: int, start_batch: int, seed: int, device: torch.device

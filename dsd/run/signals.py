@@ -15,12 +15,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dsd.collective import any_rank
+
 
 @dataclass
 class StopRequest:
     """Set by the signal handler, read by the loop between steps."""
 
     requested: bool = False
+
+    def agreed(self, step: int, log_every: int, distributed: bool) -> bool:
+        """Whether to stop now: at once alone; with several ranks, at a log interval where they
+        all agree (a rank that stopped alone would leave the others waiting in a collective)."""
+        if not distributed:
+            return self.requested
+        if step % log_every:
+            return False
+        return any_rank(self.requested)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,14 @@ class Position:
     data_epoch: int = 0
     epoch_batch: int = 0  # batches of data_epoch already consumed
     elapsed_s: float = 0.0
+
+    def finish_batch(self, batches_per_epoch: int) -> bool:
+        """Move past an epoch's last batch; True when an epoch just ended."""
+        if self.epoch_batch < batches_per_epoch:
+            return False
+        self.data_epoch += 1
+        self.epoch_batch = 0
+        return True
 
 
 @dataclass
@@ -125,7 +134,13 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed every generator the run draws from; ``deterministic``: kernels that give the same
+    bits every time (slower), so that a CPU run resumes bit-identically."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = not deterministic
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
