@@ -39,3 +39,48 @@ def broadcast_masks(masks: list[torch.Tensor]) -> None:
         buffer = mask.to(torch.uint8)
         dist.broadcast(buffer, src=0)
         mask.copy_(buffer.bool())
+
+
+class PhaseMismatchError(RuntimeError):
+    """The ranks did not call ``prune()`` / ``redense()`` together."""
+
+
+class PhaseAgreement:
+    """The ranks compare how many ``prune()`` / ``redense()`` calls each has made, on a side gloo
+    group with a short timeout: at every such call, and every ``every`` optimizer steps.
+
+    A rank that calls ``prune()`` alone would otherwise wait in the mask broadcast until the
+    default 30-minute timeout, with a message that never names DSD. Here the rank that did not
+    call it reaches its next periodic check within a few steps, that check pairs with the others'
+    and every rank sees the counts differ; if it never comes, the others give up after
+    ``timeout_s`` seconds. Either way every rank raises ``PhaseMismatchError`` naming the call.
+    Without a process group (or with one rank) nothing is checked.
+    """
+
+    def __init__(self, every: int = 20, timeout_s: float = 60.0) -> None:
+        self.every, self.timeout_s = every, timeout_s
+        self.group = None
+        if active():
+            from datetime import timedelta
+
+            self.group = dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+
+    def check(self, calls: int, where: str) -> None:
+        """Raise on every rank unless all ranks have made ``calls`` phase calls."""
+        if self.group is None:
+            return
+        counts = torch.tensor([calls, -calls], dtype=torch.int64)
+        try:
+            dist.all_reduce(counts, op=dist.ReduceOp.MAX, group=self.group)
+        except RuntimeError:
+            raise PhaseMismatchError(
+                f"DSD {where}: the other ranks did not answer within {self.timeout_s:g} s; every rank "
+                "must call prune() and redense() at the same step (one rank called it alone?)"
+            ) from None
+        most, fewest = int(counts[0]), -int(counts[1])
+        if most != fewest:
+            raise PhaseMismatchError(
+                f"DSD {where}: the ranks disagree on the phase: this rank has made {calls} prune()/"
+                f"redense() calls, the ranks between {fewest} and {most}; every rank must call "
+                "prune() and redense() at the same step"
+            )

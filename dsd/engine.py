@@ -2,95 +2,47 @@
 
 Masks live here, not in the model: ``model.state_dict()`` keeps its keys and loads into a plain
 model; no parameter is re-created, so the optimizer's references stay valid. The mask is held by
-two hooks on the optimizer (none on the model, so the model stays picklable, deep-copyable and
-``torch.compile``-friendly): before ``step()`` the gradients of pruned entries are zeroed, after
-it the weights are re-masked. With the optimizer state of pruned entries zeroed at prune time,
-neither momentum, Nesterov, Adam moments nor weight decay can revive a pruned weight, and at
-re-dense the pruned weights restart from exactly zero with no stale state behind them.
+the optimizer's step hooks and, while sparse, a post-accumulate-grad hook per pruned tensor that
+only notes that a backward pass wrote new gradients:
+
+- before ``step()`` the gradients of pruned entries are set to 0 (once per backward: clipping in
+  between does not cost a second pass), NaN-safe;
+- the optimizer state of pruned entries is 0 from ``prune()`` on, so for every first-order
+  ``torch.optim`` optimizer the update of a pruned entry is exactly 0 and the weights need no
+  second pass; for the others (LBFGS, custom ones) the weights are re-masked after ``step()``;
+- a closure passed to ``step()`` (LBFGS evaluates it many times) has its gradients masked at
+  every evaluation.
+
+At ``redense()`` the pruned weights restart from exactly 0 (or, for the re-initialisation
+ablation, from their layer's own initialisation) and their optimizer state from the optimizer's
+own fresh values. See ``dsd.optim_state`` for the optimizer facts this relies on.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
-from dsd import collective, selection
+from dsd import collective, optim_state, selection
 from dsd import masks as masklib
+from dsd.errors import ConfigError, UserError
+from dsd.reinit import fresh_weights
 from dsd.selection import PrunableTensor, Selector
+from dsd.sparsity import SparsityReport, TensorSparsity
+
+__all__ = ["DSD", "MaskLapsedError", "SparsityReport", "TensorSparsity"]
 
 STATE_VERSION = 1
+CRITERIA = ("magnitude", "random")
+RESTARTS = ("zero", "reinit")
 
 
-@dataclass(frozen=True)
-class TensorSparsity:
-    """Sparsity of one tensor, counted from its mask and from its weights."""
-
-    name: str
-    shape: tuple[int, ...]
-    numel: int
-    mask_zeros: int | None
-    weight_zeros: int
-
-    @property
-    def mask_sparsity(self) -> float | None:
-        return None if self.mask_zeros is None else self.mask_zeros / self.numel
-
-    @property
-    def weight_sparsity(self) -> float:
-        return self.weight_zeros / self.numel
-
-
-@dataclass(frozen=True)
-class SparsityReport:
-    """Per-tensor and overall sparsity of the selected tensors (masks and weights both)."""
-
-    phase: str
-    tensors: list[TensorSparsity] = field(default_factory=list)
-
-    @property
-    def numel(self) -> int:
-        return sum(t.numel for t in self.tensors)
-
-    @property
-    def mask_sparsity(self) -> float | None:
-        if self.phase != "sparse":
-            return None
-        return sum(t.mask_zeros or 0 for t in self.tensors) / max(1, self.numel)
-
-    @property
-    def weight_sparsity(self) -> float:
-        return sum(t.weight_zeros for t in self.tensors) / max(1, self.numel)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "mask_sparsity": self.mask_sparsity,
-            "weight_sparsity": self.weight_sparsity,
-            "tensors": {
-                t.name: {"mask_sparsity": t.mask_sparsity, "weight_sparsity": t.weight_sparsity}
-                for t in self.tensors
-            },
-        }
-
-    def __str__(self) -> str:
-        width = max([len(t.name) for t in self.tensors] + [6])
-        lines = [f"{'tensor':<{width}}  {'shape':<22} {'numel':>11}  {'mask':>7}  {'weights':>7}"]
-        for t in self.tensors:
-            mask = "-" if t.mask_sparsity is None else f"{t.mask_sparsity:7.2%}"
-            lines.append(
-                f"{t.name:<{width}}  {list(t.shape)!s:<22} {t.numel:>11,}  {mask:>7}  "
-                f"{t.weight_sparsity:7.2%}"
-            )
-        overall = "-" if self.mask_sparsity is None else f"{self.mask_sparsity:7.2%}"
-        lines.append(
-            f"{'overall':<{width}}  {'':<22} {self.numel:>11,}  {overall:>7}  {self.weight_sparsity:7.2%}"
-        )
-        return "\n".join(lines)
+class MaskLapsedError(UserError, RuntimeError):
+    """Pruned weights moved during a sparse phase: the optimizer that trained was not the one the
+    engine holds."""
 
 
 class DSD:
@@ -98,13 +50,18 @@ class DSD:
 
     ``prune(s)`` starts a sparse phase with a mask fixed until ``redense()`` ends it; iterate
     for DSDSD. Under ``torch.distributed`` the masks are computed on rank 0 and broadcast, so
-    every rank holds the identical mask even if its weights drifted.
+    every rank holds the identical mask even if its weights drifted, and the ranks check that they
+    call ``prune()`` / ``redense()`` together.
 
     Args:
         model: the model to prune (DDP / compiled wrappers are seen through for naming).
-        optimizer: the optimizer that updates it; every selected tensor must be in it.
+        optimizer: the optimizer that updates it (a wrapper exposing it as ``.optimizer`` or
+            ``.optim``, e.g. Accelerate's, is seen through); every selected tensor must be in it.
         include, exclude: override the paper's selection (see ``dsd.selection.select_prunable``).
         skip_first_conv: keep the model's first convolution dense (the paper's rule).
+        mask_in_backward: mask each pruned tensor's gradient as soon as backward writes it (in
+            place, inside backward), for training loops that clip before you can call
+            ``mask_gradients()`` (the Hugging Face Trainer). Default: once, before the step.
     """
 
     def __init__(
@@ -114,24 +71,31 @@ class DSD:
         include: Selector | Iterable[Selector] | None = None,
         exclude: Selector | Iterable[Selector] | None = None,
         skip_first_conv: bool = True,
+        mask_in_backward: bool = False,
     ) -> None:
         self.model = model
-        self.optimizer = optimizer
+        self.mask_in_backward = mask_in_backward
+        self.optimizer = optim_state.unwrap_optimizer(optimizer)
         self.tensors: list[PrunableTensor] = selection.select_prunable(
             model, include=include, exclude=exclude, skip_first_conv=skip_first_conv
         )
+        _refuse_sharded(self.tensors)
+        self._index = {id(t.param): i for i, t in enumerate(self.tensors)}
         self.skip_first_conv = skip_first_conv
         self._check_in_optimizer()
         self._masks: list[torch.Tensor] | None = None
         self.sparsity: float = 0.0
         self.scope: str = "layer"
         self.history: list[dict[str, Any]] = []
-        # After mask_gradients(): each tensor's grad (weakly) and its version counter, so the
-        # pre-step hook can skip a repeat only while those very gradients are untouched.
-        self._masked_grads: list[tuple[Any, int] | None] | None = None
+        self._masking_is_enough = optim_state.masking_is_enough(self.optimizer)
+        self._grads_dirty = True  # a backward wrote gradients that are not masked yet
+        self._grad_hooks: list[Any] = []
+        self._steps = 0  # optimizer steps seen (for the ranks' periodic phase check)
+        self._sparse_steps = 0  # ... in the current sparse phase (to explain a lapsed mask)
+        self.agreement = collective.PhaseAgreement()
         self._hooks = [
-            optimizer.register_step_pre_hook(self._before_step),
-            optimizer.register_step_post_hook(self._after_step),
+            self.optimizer.register_step_pre_hook(self._before_step),
+            self.optimizer.register_step_post_hook(self._after_step),
         ]
 
     # ----------------------------------------------------------------- inspection
@@ -181,96 +145,179 @@ class DSD:
         return SparsityReport(self.phase, rows)
 
     # ----------------------------------------------------------------- phases
-    def prune(self, sparsity: float, scope: str = "layer") -> SparsityReport:
-        """Start a sparse phase: mask the smallest ``|w|`` and hold the mask until ``redense()``.
-
-        Every check runs before anything changes, so a refused call leaves model and optimizer
-        untouched. Returns the sparsity report right after pruning.
-        """
+    def prune(
+        self,
+        sparsity: float,
+        scope: str = "layer",
+        criterion: str = "magnitude",
+        generator: torch.Generator | None = None,
+    ) -> SparsityReport:
+        """Start a sparse phase: mask the smallest ``|w|`` (or, ``criterion="random"``, a uniformly
+        random set of the same size per tensor, drawn from ``generator``) and hold the mask until
+        ``redense()``. Every check runs before anything changes, so a refused call leaves model
+        and optimizer untouched. Returns the sparsity report right after pruning."""
         sparsity = masklib.check_sparsity(sparsity)
         if scope not in masklib.SCOPES:
             raise ValueError(f"scope must be one of {masklib.SCOPES}, got {scope!r}")
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        if criterion == "random" and (generator is None or scope != "layer"):
+            raise ValueError(
+                "criterion='random' needs a generator= and scope='layer' (a random set per tensor)"
+            )
         if self._masks is not None:
             raise RuntimeError(
                 f"prune() while already sparse (pruned at {self.sparsity:.0%}); "
                 "call redense() first, the mask is fixed for the whole sparse phase"
             )
         self._check_in_optimizer()
+        self.agreement.check(len(self.history), "prune()")
         _finite_on_every_rank(self.tensors)
-        masks = masklib.magnitude_masks([t.param for t in self.tensors], sparsity, scope)
+        params = [t.param for t in self.tensors]
+        if criterion == "random":
+            masks = masklib.random_masks(params, sparsity, generator)
+        else:
+            masks = masklib.magnitude_masks(params, sparsity, scope)
         collective.broadcast_masks(masks)
-        self._masks = masks
+        self._hold(masks)
         self.sparsity, self.scope = sparsity, scope
-        targets, target_masks = [], []
-        for t, mask in zip(self.tensors, masks, strict=True):
-            state = self.optimizer.state.get(t.param, {}).values()
-            grad = [] if t.param.grad is None else [t.param.grad]
-            for tensor in [t.param, *grad, *state]:
-                if torch.is_tensor(tensor) and tensor.shape == mask.shape:
-                    targets.append(tensor)
-                    target_masks.append(mask)
-        masklib.apply_masks_(targets, target_masks)
-        self.history.append({"event": "prune", "sparsity": sparsity, "scope": scope})
+        event = {"event": "prune", "sparsity": sparsity, "scope": scope}
+        self.history.append(event | ({"criterion": criterion} if criterion != "magnitude" else {}))
         return self.sparsity_report()
 
-    def redense(self) -> None:
-        """End the sparse phase: drop the masks; pruned weights (exactly 0) are free to learn."""
+    def redense(self, restart: str = "zero", generator: torch.Generator | None = None) -> None:
+        """End the sparse phase: drop the masks; the pruned weights (exactly 0) learn again, their
+        optimizer state restarted from the optimizer's fresh values. ``restart="reinit"``: they
+        restart from a new draw of their layer's initialisation (from ``generator``) instead."""
         if self._masks is None:
             raise RuntimeError("redense() while dense: there is no mask to drop; call prune() first")
-        self.apply_masks()
-        self._masks = None
+        if restart not in RESTARTS:
+            raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
+        if restart == "reinit" and generator is None:
+            raise ValueError("restart='reinit' needs a generator= (the draw is the same on every rank)")
+        self.agreement.check(len(self.history), "redense()")
+        self._check_lapse()
+        with torch.no_grad():
+            self.apply_masks()
+            for t, mask in zip(self.tensors, self._masks, strict=True):
+                pruned = ~mask
+                for key, state in optim_state.entry_states(self.optimizer, t.param):
+                    state.masked_fill_(pruned, optim_state.fresh_value(self.optimizer, t.param, key))
+                if restart == "reinit":
+                    module_name, _, param_name = t.name.rpartition(".")
+                    owner = selection.unwrap_model(self.model).get_submodule(module_name)
+                    fresh = fresh_weights(owner, param_name, generator).to(t.param.device, t.param.dtype)
+                    t.param.copy_(torch.where(pruned, fresh, t.param))
+        self._release()
         self.sparsity = 0.0
-        self.history.append({"event": "redense"})
+        self.history.append({"event": "redense"} | ({"restart": restart} if restart != "zero" else {}))
 
     # ----------------------------------------------------------------- holding the mask
+    def _hold(self, masks: list[torch.Tensor]) -> None:
+        """Take ``masks``: zero the pruned weights, their gradients and their optimizer state."""
+        self._masks = masks
+        targets, target_masks = [], []
+        for t, mask in zip(self.tensors, masks, strict=True):
+            grad = [] if t.param.grad is None else [t.param.grad]
+            states = [s for _, s in optim_state.entry_states(self.optimizer, t.param)]
+            targets += [t.param, *grad, *states]
+            target_masks += [mask] * (1 + len(grad) + len(states))
+        masklib.apply_masks_(targets, target_masks)
+        self._grads_dirty, self._sparse_steps = False, 0
+        on_grad = self._mask_grad_now if self.mask_in_backward else self._note_grad
+        self._grad_hooks = [t.param.register_post_accumulate_grad_hook(on_grad) for t in self.tensors]
+
+    def _release(self) -> None:
+        for handle in self._grad_hooks:
+            handle.remove()
+        self._grad_hooks, self._masks = [], None
+
+    def _note_grad(self, param: torch.Tensor) -> None:
+        """A backward pass accumulated into a pruned tensor's gradient: mask it before the step."""
+        self._grads_dirty = True
+
+    @torch.no_grad()
+    def _mask_grad_now(self, param: torch.Tensor) -> None:
+        """``mask_in_backward``: mask the gradient backward just accumulated, in place (before
+        DDP copies it for the all-reduce, so every rank reduces masked gradients)."""
+        if param.grad is not None and self._masks is not None:
+            masklib.apply_masks_([param.grad], [self._masks[self._index[id(param)]]])
+
     @torch.no_grad()
     def mask_gradients(self) -> None:
-        """Zero the gradients of pruned entries. Call before gradient clipping so the norm is
-        that of the sparse model; ``optimizer.step()`` then skips the repeat, unless the
-        gradients changed since (another backward, or a step skipped by a ``GradScaler``)."""
-        if self._masks is None or self._grads_still_masked():
+        """Zero the gradients of pruned entries (NaN-safe). Call it before gradient clipping so the
+        norm is that of the sparse model; ``optimizer.step()`` then skips the repeat, unless a
+        backward pass wrote gradients since. Between this call and ``step()`` only scale the
+        gradients (clipping, unscaling); after editing them otherwise, call it again."""
+        if self._masks is None or not self._grads_dirty:
             return
         pairs = [(t.param.grad, m) for t, m in zip(self.tensors, self._masks, strict=True)]
         masklib.apply_masks_([g for g, _ in pairs if g is not None], [m for g, m in pairs if g is not None])
-        self._masked_grads = [
-            None if t.param.grad is None else (weakref.ref(t.param.grad), t.param.grad._version)
-            for t in self.tensors
-        ]
-
-    def _grads_still_masked(self) -> bool:
-        """True only if every gradient is the very tensor masked last, not modified since."""
-        if self._masked_grads is None:
-            return False
-        for t, record in zip(self.tensors, self._masked_grads, strict=True):
-            grad = t.param.grad
-            if record is None or grad is None:
-                if record is not None or grad is not None:
-                    return False
-                continue
-            ref, version = record
-            if ref() is not grad or grad._version != version:
-                return False
-        return True
+        self._grads_dirty = False
 
     @torch.no_grad()
     def apply_masks(self) -> None:
-        """Zero the pruned weights (done after every step; call it after editing weights by hand)."""
+        """Zero the pruned weights (call it after editing weights by hand)."""
         if self._masks is None:
             return
         masklib.apply_masks_([t.param for t in self.tensors], self._masks)
 
-    def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+    def _before_step(self, optimizer: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        self._steps += 1
+        if self._steps % self.agreement.every == 0:
+            self.agreement.check(len(self.history), "optimizer step")
+        if self._masks is None:
+            return None
+        self._sparse_steps += 1
         self.mask_gradients()
+        # ``args`` holds ``step``'s positional arguments, the optimizer itself first
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            return None
+        return args[:1], {**kwargs, "closure": self._masked_closure(closure)}
+
+    def _masked_closure(self, closure: Callable[[], Any]) -> Callable[[], Any]:
+        """``closure`` evaluated at the sparse point with its gradients masked, every time the
+        optimizer calls it (LBFGS evaluates it many times within one step)."""
+
+        def masked() -> Any:
+            self.apply_masks()
+            with torch.enable_grad():
+                loss = closure()
+            self._grads_dirty = True
+            self.mask_gradients()
+            return loss
+
+        return masked
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        self._masked_grads = None
-        self.apply_masks()
+        if self._masks is not None and not self._masking_is_enough:
+            self.apply_masks()  # a guard for optimizers whose zero-gradient update may not be 0
+
+    def _check_lapse(self) -> None:
+        """Refuse to end a sparse phase whose pruned weights moved: the mask lapsed."""
+        moved = sum(
+            int(torch.count_nonzero(t.param.detach()[~mask]))
+            for t, mask in zip(self.tensors, self._masks or [], strict=True)
+        )
+        if moved:
+            total = sum(int((~m).sum()) for m in self._masks or [])
+            raise MaskLapsedError(
+                f"redense(): {moved:,} of the {total:,} pruned weights are no longer 0, so the sparse phase "
+                f"did not train sparse. The engine's optimizer ({type(self.optimizer).__name__}) stepped "
+                f"{self._sparse_steps} times in it; a likely cause is an optimizer built after DSD(...) "
+                "(build the engine on the optimizer that trains), or weights edited by hand (call "
+                "apply_masks() after editing them)"
+            )
 
     def remove(self) -> None:
-        """Detach from the optimizer (the masks stop being applied)."""
+        """Detach from the optimizer and the parameters (the masks stop being applied)."""
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        for handle in self._grad_hooks:
+            handle.remove()
+        self._grad_hooks = []
 
     # ----------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
@@ -288,7 +335,8 @@ class DSD:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore masks and phase; re-masks the weights. Refuses state from another model."""
+        """Restore masks and phase; zeroes the pruned weights, gradients and optimizer state.
+        Refuses state from another model."""
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise ValueError(f"not a DSD engine state (version {STATE_VERSION} expected)")
         ours = {t.name: list(t.param.shape) for t in self.tensors}
@@ -297,17 +345,10 @@ class DSD:
             missing = sorted(set(ours) - set(theirs))
             extra = sorted(set(theirs) - set(ours))
             shape = sorted(n for n in set(ours) & set(theirs) if ours[n] != theirs[n])
+            parts = [("missing tensors", missing), ("unexpected tensors", extra), ("other shapes", shape)]
             raise ValueError(
                 "engine state is from another model: "
-                + "; ".join(
-                    f"{what}: {names[:5]}"
-                    for what, names in (
-                        ("missing tensors", missing),
-                        ("unexpected tensors", extra),
-                        ("other shapes", shape),
-                    )
-                    if names
-                )
+                + "; ".join(f"{what}: {names[:5]}" for what, names in parts if names)
             )
         masks = None
         if state["phase"] == "sparse":
@@ -323,11 +364,12 @@ class DSD:
                         f"mask of {t.name!r} has shape {list(mask.shape)}, expected {list(t.param.shape)}"
                     )
                 masks.append(mask.to(t.param.device))
-        self._masks = masks
+        self._release()
+        if masks is not None:
+            self._hold(masks)
         self.sparsity = float(state["sparsity"])
         self.scope = str(state["scope"])
         self.history = [dict(h) for h in state["history"]]
-        self.apply_masks()
 
     def _check_in_optimizer(self) -> None:
         in_optimizer = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
@@ -337,6 +379,21 @@ class DSD:
                     f"tensor {t.name!r} is selected for pruning but is not in the optimizer; "
                     "build the optimizer over it, or exclude it"
                 )
+
+
+def _refuse_sharded(tensors: list[PrunableTensor]) -> None:
+    """FSDP2 (``fully_shard``) shards every parameter as a DTensor; exact-k masks need each tensor
+    whole (its k smallest over all shards), which the engine does not gather: refuse up front."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # a torch built without distributed support has no DTensor
+        return
+    sharded = [t.name for t in tensors if isinstance(t.param, DTensor)]
+    if sharded:
+        raise ConfigError(
+            f"DSD does not support FSDP2 (fully_shard): {sharded[0]} and {len(sharded) - 1} more are "
+            "sharded DTensors, and exact-k masks need each tensor whole; train with DDP instead"
+        )
 
 
 def _finite_on_every_rank(tensors: list[PrunableTensor]) -> None:

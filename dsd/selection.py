@@ -82,29 +82,47 @@ def _default_reason(module: nn.Module, param_name: str, is_first_conv: bool) -> 
     return f"{kind} parameter (not conv/linear/recurrent)"
 
 
-def considered_parameters(
-    model: nn.Module, skip_first_conv: bool = True
-) -> Iterator[tuple[str, nn.Parameter, str, str | None]]:
-    """Every parameter once, as ``(name, param, module_type, reason_not_default_or_None)``.
-
-    Shared (tied) parameters are reported under their first name only. The first conv is the
-    first convolution in registration order, which is forward order for torchvision models.
-    """
-    model = unwrap_model(model)
-    seen: set[int] = set()
+def _parameter_uses(model: nn.Module, skip_first_conv: bool) -> dict[int, list[tuple[str, str, str | None]]]:
+    """Every parameter's uses, in registration order: ``(name, owner type, reason it is not
+    pruned by default or None)`` for each module that holds it (a tied weight has several)."""
+    uses: dict[int, list[tuple[str, str, str | None]]] = {}
     first_conv_seen = False
-    for module_name, module in model.named_modules():
+    for module_name, module in unwrap_model(model).named_modules():
         is_first_conv = False
         if isinstance(module, _CONV_TYPES) and not first_conv_seen:
             first_conv_seen = True
             is_first_conv = skip_first_conv
         for param_name, param in module.named_parameters(recurse=False):
-            if id(param) in seen:
-                continue
-            seen.add(id(param))
             full = f"{module_name}.{param_name}" if module_name else param_name
             reason = _default_reason(module, param_name, is_first_conv)
-            yield full, param, type(module).__name__, reason
+            uses.setdefault(id(param), []).append((full, type(module).__name__, reason))
+    return uses
+
+
+def considered_parameters(
+    model: nn.Module, skip_first_conv: bool = True
+) -> Iterator[tuple[str, nn.Parameter, str, str | None]]:
+    """Every parameter once, as ``(name, param, module_type, reason_not_default_or_None)``.
+
+    A shared (tied) parameter is reported under its first name, and is pruned by default only if
+    every module holding it would prune it: an output layer tied to an embedding table stays
+    dense, whichever was registered first. The first conv is the first convolution in
+    registration order, which is forward order for torchvision models.
+    """
+    params = {id(p): p for p in unwrap_model(model).parameters()}
+    for pid, uses in _parameter_uses(model, skip_first_conv).items():
+        name, owner, _ = uses[0]
+        reasons = [(n, r) for n, _, r in uses if r is not None]
+        reason = None
+        if reasons:
+            tied, why = reasons[0]
+            reason = why if tied == name else f"{why} (tied: {name} is also {tied})"
+        yield name, params[pid], owner, reason
+
+
+def parameter_names(model: nn.Module) -> dict[int, list[str]]:
+    """Every name of every parameter (a tied weight has several), by ``id`` of the parameter."""
+    return {pid: [n for n, _, _ in uses] for pid, uses in _parameter_uses(model, False).items()}
 
 
 def select_prunable(
@@ -122,19 +140,25 @@ def select_prunable(
     """
     includes, excludes = _as_selectors(include), _as_selectors(exclude)
     considered = list(considered_parameters(model, skip_first_conv))
+    names = parameter_names(model)
+
+    def matched(selectors: list[Selector], param: nn.Parameter) -> bool:
+        """Whether any selector names the parameter under any of its names."""
+        return any(_matches(s, alias, param) for s in selectors for alias in names[id(param)])
+
     chosen: list[PrunableTensor] = []
     for name, param, module_type, reason in considered:
-        wanted = any(_matches(s, name, param) for s in includes) if includes else reason is None
-        if wanted and not any(_matches(s, name, param) for s in excludes):
+        wanted = matched(includes, param) if includes else reason is None
+        if wanted and not matched(excludes, param):
             if not param.is_floating_point():
                 raise ValueError(f"cannot prune {name!r}: dtype {param.dtype} is not floating point")
             chosen.append(PrunableTensor(name, param, module_type))
     for what, selectors in (("include", includes), ("exclude", excludes)):
         for selector in selectors:
-            if isinstance(selector, str) and not any(_matches(selector, n, p) for n, p, _, _ in considered):
-                names = ", ".join(n for n, *_ in considered[:20])
+            if isinstance(selector, str) and not any(matched([selector], p) for _, p, _, _ in considered):
+                listed = ", ".join(n for n, *_ in considered[:20])
                 raise ValueError(
-                    f"{what}={selector!r} matches no parameter (a typo?); parameters are: {names}"
+                    f"{what}={selector!r} matches no parameter (a typo?); parameters are: {listed}"
                 )
     if not chosen:
         lines = [f"  {n} ({t}): {r or 'excluded'}" for n, _, t, r in considered] or ["  (none)"]

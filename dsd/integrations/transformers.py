@@ -22,8 +22,9 @@ What the callback does, and where in the Trainer it does it:
   phase's rate is also scaled by the run-wide ramp, which DSD's restart-per-phase rates do not
   intend (a warning says so). The logged ``learning_rate`` is the rate actually used. Parameter
   groups with their own base rate keep their ratio to the first group's.
-- Gradients of pruned weights are zeroed in the backward pass (tensor hooks, only during S
-  phases), so the Trainer's gradient clipping and its logged ``grad_norm`` see the sparse model.
+- Gradients of pruned weights are zeroed in the backward pass, in place, as soon as backward
+  writes them (the engine's ``mask_in_backward``), so the Trainer's gradient clipping and its logged
+  ``grad_norm`` see the sparse model, and the optimizer step needs no second pass.
 - ``on_log``: adds ``dsd/phase`` (index of the current phase) and ``dsd/sparsity`` (fraction of
   the selected weights that are exactly zero, counted from the weights) to the Trainer's logs
   and its ``state.log_history``. Reporting integrations (TensorBoard, W&B) run before the
@@ -67,6 +68,7 @@ from dsd import selection
 from dsd.engine import DSD
 from dsd.files import atomic_torch_save
 from dsd.integrations.trainer_lr import CONSTANT_SCHEDULERS, take_over_lr
+from dsd.optim_state import unwrap_optimizer
 from dsd.schedule import Schedule
 from dsd.selection import Selector
 
@@ -162,7 +164,6 @@ class DSDCallback(TrainerCallback):
         #: First optimizer step of each phase, and the step after the last phase.
         self.phase_starts: list[int] = []
         self._applied: int | None = None  # index of the phase the engine is in
-        self._grad_hooks: list[Any] = []
 
     def attach(self, trainer: Any) -> DSDCallback:
         """Add this callback to ``trainer`` ahead of all others and return it.
@@ -252,8 +253,7 @@ class DSDCallback(TrainerCallback):
         model, optimizer = kwargs.get("model"), kwargs.get("optimizer")
         if model is None or optimizer is None:
             raise RuntimeError("DSDCallback needs the Trainer's model and optimizer at on_train_begin")
-        self._remove_grad_hooks()
-        inner = _torch_optimizer(optimizer)
+        inner = unwrap_optimizer(optimizer)
         if self.engine is None or self.engine.optimizer is not inner or self.engine.model is not model:
             if self.engine is not None:
                 self.engine.remove()
@@ -261,7 +261,14 @@ class DSDCallback(TrainerCallback):
             if include is None:
                 chosen = set(_default_ids(model, self.prune_head))
                 include = _ById(chosen)
-            self.engine = DSD(model, inner, include=include, exclude=self.exclude, skip_first_conv=False)
+            self.engine = DSD(
+                model,
+                inner,
+                include=include,
+                exclude=self.exclude,
+                skip_first_conv=False,
+                mask_in_backward=True,
+            )
             self._applied = None
         self._plan(args, state, kwargs.get("train_dataloader"))
         if state.global_step > 0:
@@ -269,8 +276,6 @@ class DSDCallback(TrainerCallback):
         elif self.engine.is_sparse:  # a second train() on the same Trainer starts over, dense
             self.engine.redense()
             self._applied = None
-        if self.engine.is_sparse:
-            self._add_grad_hooks()
         if self.set_lr:
             self._take_over_lr(args, kwargs.get("lr_scheduler"))
         logger.info(
@@ -324,35 +329,16 @@ class DSDCallback(TrainerCallback):
         }
         atomic_torch_save(payload, Path(folder, ENGINE_FILE))
 
-    def on_train_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        # The optimizer hooks keep holding the mask; the gradient hooks go so the model carries
-        # no closures once training is over (they return with the next train()).
-        self._remove_grad_hooks()
-
     # ----------------------------------------------------------------- phases
     def _enter(self, index: int, step: int) -> None:
         engine = self.engine
         phase = self.schedule.phases[index]
         if engine.is_sparse:
-            self._remove_grad_hooks()
             engine.redense()
         if phase.is_sparse:
             engine.prune(phase.sparsity, self.scope)
-            self._add_grad_hooks()
         self._applied = index
         logger.info("DSD: step %d enters phase %d (%s)", step, index, phase.text(self.schedule.unit))
-
-    def _add_grad_hooks(self) -> None:
-        self._remove_grad_hooks()
-        for tensor, mask in zip(self.engine.tensors, self.engine.masks.values(), strict=True):
-            self._grad_hooks.append(tensor.param.register_hook(_GradMask(mask)))
-
-    def _remove_grad_hooks(self) -> None:
-        for handle in self._grad_hooks:
-            handle.remove()
-        self._grad_hooks = []
 
     def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
         """Load the engine state saved with the checkpoint the Trainer resumed from."""
@@ -418,26 +404,3 @@ class _ById:
 
     def __call__(self, name: str, param: torch.Tensor) -> bool:
         return id(param) in self.ids
-
-
-class _GradMask:
-    """Tensor hook: the incoming gradient with the pruned entries zeroed."""
-
-    def __init__(self, mask: torch.Tensor) -> None:
-        self.mask = mask
-
-    def __call__(self, grad: torch.Tensor) -> torch.Tensor:
-        return grad * self.mask
-
-
-def _torch_optimizer(optimizer: Any) -> torch.optim.Optimizer:
-    """The ``torch.optim`` optimizer inside Accelerate's ``AcceleratedOptimizer`` wrapper(s)."""
-    seen = optimizer
-    while type(seen).__name__ == "AcceleratedOptimizer" and hasattr(seen, "optimizer"):
-        seen = seen.optimizer
-    if not isinstance(seen, torch.optim.Optimizer) or not hasattr(seen, "_optimizer_step_pre_hooks"):
-        raise TypeError(
-            f"DSDCallback needs a torch.optim optimizer, got {type(seen).__name__} "
-            "(DeepSpeed and FSDP are not supported: the engine needs whole parameters)"
-        )
-    return seen
