@@ -40,6 +40,7 @@ from torch import nn
 
 from dsd import files
 from dsd.bench.models import SPARSITY, StepModel, prune_models, step_models
+from dsd.bench.passes import bench_passes
 from dsd.bench.probes import HookClock, Timer, device_kind, environment
 from dsd.bench.prune import bench_prune
 from dsd.engine import DSD
@@ -48,6 +49,12 @@ from dsd.selection import select_prunable
 
 SCHEMA = 1
 VARIANTS = ("dense", "dsd", "torch_prune")
+
+#: How the table names each path of the passes figure (``dsd.bench.passes``).
+PATH_NAMES = {
+    "step": "inside step()", "whole": "fwd+bwd+step", "clip": "with clip_grad_norm_",
+    "trainer": "HF Trainer path",
+}  # fmt: skip
 
 TARGETS = {
     "sparse_over_dense": 1.03,
@@ -213,6 +220,10 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
         memory = steps["memory"]
         add(f"{name}: extra bytes per pruned weight, ours", memory["dsd"]["extra_bytes_per_weight"], 1.0, "B")
         add(f"{name}: float copies of each weight, ours", memory["dsd"]["weight_copies"], 0)
+    for name, passes in result.get("passes", {}).items():
+        for path, value in passes["cost_in_passes"].items():
+            add(f"{name}: engine cost per sparse step ({PATH_NAMES[path]}), in masked passes", value,
+                passes["target_passes"])  # fmt: skip
     for name, cost in result["prune"].items():
         add(
             f"{name}: prune() layer scope",
@@ -254,6 +265,12 @@ def table(result: dict[str, Any]) -> str:
             "copy of each weight"
         )
     mib = 2**20
+    for name, passes in result.get("passes", {}).items():
+        costs = ", ".join(f"{PATH_NAMES[p]} {ms:+.2f} ms" for p, ms in passes["cost_ms"].items())
+        lines.append(
+            f"{name}: one masked pass over {passes['pruned_weights']:,} pruned gradients "
+            f"{passes['masked_pass_ms']:.2f} ms; engine cost per sparse step: {costs}"
+        )
     for name, cost in result["prune"].items():
         layer, glob = cost["layer"], cost["global"]
         lines.append(
@@ -279,11 +296,15 @@ def run(device: torch.device, repeats: int, quick: bool, prune_repeats: int) -> 
         "environment": environment(device),
         "targets": TARGETS,
         "step_time": {},
+        "passes": {},
         "prune": {},
     }
     for spec in step_models(quick):
-        print(f"timing steps: {spec.name} ({repeats} interleaved rounds)...", flush=True)
-        result["step_time"][spec.name] = bench_steps(spec, device, repeats)
+        rounds = max(2, repeats // spec.config.get("rounds_divisor", 1))
+        print(f"timing steps: {spec.name} ({rounds} interleaved rounds)...", flush=True)
+        result["step_time"][spec.name] = bench_steps(spec, device, rounds)
+        print(f"timing the engine's cost in masked passes: {spec.name} ({rounds} rounds)...", flush=True)
+        result["passes"][spec.name] = bench_passes(spec, device, rounds)
     for name, build in prune_models(quick).items():
         print(f"timing prune(): {name} ({prune_repeats} runs per scope)...", flush=True)
         result["prune"][name] = bench_prune(build, device, prune_repeats)

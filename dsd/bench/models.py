@@ -66,7 +66,7 @@ def step_models(quick: bool) -> list[StepModel]:
         x = torch.randn(steps, lstm_batch, features, generator=gen)
         return x.to(device), torch.randint(0, classes, (steps, lstm_batch), generator=gen).to(device)
 
-    return [
+    models = [
         StepModel(
             "resnet18",
             lambda: torchvision.models.resnet18(weights=None),
@@ -82,6 +82,23 @@ def step_models(quick: bool) -> list[StepModel]:
             {"layers": 2, "hidden": hidden, "features": features, "steps": steps, "batch": lstm_batch},
         ),
     ]
+    if not quick:  # ImageNet's own size, where a step is long and the engine's share small
+
+        def full_batch(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+            gen = torch.Generator().manual_seed(3)
+            x = torch.randn(8, 3, 224, 224, generator=gen)
+            return x.to(device), torch.randint(0, 1000, (8,), generator=gen).to(device)
+
+        models.append(
+            StepModel(
+                "resnet18-224px",
+                lambda: torchvision.models.resnet18(weights=None),
+                full_batch,
+                nn.functional.cross_entropy,
+                {"batch": 8, "pixels": 224, "rounds_divisor": 3},
+            )
+        )
+    return models
 
 
 def prune_models(quick: bool) -> dict[str, Callable[[], nn.Module]]:

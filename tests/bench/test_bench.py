@@ -72,8 +72,13 @@ def test_quick_bench_json_has_every_figure(quick_run):
             for key in ("seconds_median", "peak_extra_bytes", "working_bytes", "working_over_largest_tensor"):
                 assert isinstance(cost[scope][key], (int, float))
         assert isinstance(cost["global_over_layer"], float)
+    assert set(result["passes"]) == {"resnet18", "lstm"}
+    for passes in result["passes"].values():
+        assert set(passes["cost_in_passes"]) == {"step", "whole", "clip", "trainer"}
+        assert passes["masked_pass_ms"] > 0 and passes["mask_held"] is True and passes["target_passes"] == 1.2
     figures = [row["figure"] for row in result["checks"]]
-    assert len(figures) == len(set(figures)) == 2 * 4 + 2 * 4
+    # per step model: 4 step-time and memory figures and 4 cost-in-passes figures; per prune model 4
+    assert len(figures) == len(set(figures)) == 2 * (4 + 4) + 2 * 4
     for row in result["checks"]:
         assert set(row) == {"figure", "value", "target", "unit", "pass"} and isinstance(row["pass"], bool)
 
@@ -82,7 +87,8 @@ def test_quick_bench_prints_a_table_with_targets(quick_run):
     done, _ = quick_run
     assert "resnet18: step time, sparse ÷ dense" in done.stdout
     assert "≤ 1.03" in done.stdout and "memory: " in done.stdout
-    assert done.stdout.count("PASS") + done.stdout.count("MISS") == 16
+    assert done.stdout.count("PASS") + done.stdout.count("MISS") == 24
+    assert "engine cost per sparse step (with clip_grad_norm_), in masked passes" in done.stdout
 
 
 def test_memory_accounting_counts_masks_and_prunes_copies():

@@ -1,0 +1,116 @@
+"""The engine's cost per sparse step, in units of one masked pass over the pruned gradients.
+
+One read-modify-write pass over the gradients is the floor of holding a mask (for every
+first-order ``torch.optim`` optimizer, a zero gradient with zero state gives a zero update, so
+nothing else is needed). The figure is the engine's extra time per sparse step over the same
+dense step, divided by the time of one such pass (``dsd.masks.apply_masks_`` over the pruned
+tensors' gradients) measured in the same rounds; target ≤ 1.2. It is measured
+
+- inside ``optimizer.step()`` alone (same gradients, a dense and a sparse copy of the model);
+- over the whole forward + backward + step, so that work moved into backward hooks is counted;
+- with ``clip_grad_norm_`` as our loop runs it (``engine.mask_gradients()``, clip, step);
+- in the Hugging Face Trainer's path: the engine built with ``mask_in_backward=True`` (the
+  callback's), backward, clip, step.
+
+Variants are interleaved round by round and the figures are medians of paired differences, so a
+slow phase of a shared machine hits dense and sparse alike.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from dsd.bench.models import SPARSITY, StepModel
+from dsd.bench.probes import Timer
+from dsd.engine import DSD
+from dsd.masks import apply_masks_
+
+TARGET_PASSES = 1.2
+#: The paths measured: name -> (engine built with mask_in_backward, clip the gradients).
+PATHS = {"step": (False, False), "whole": (False, False), "clip": (False, True), "trainer": (True, True)}
+
+
+def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+
+
+def _backward(model: nn.Module, spec: StepModel, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    inputs, target = batch
+    spec.loss(model(inputs), target).backward()
+
+
+def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: int = 2) -> dict[str, Any]:
+    """The engine's cost per sparse step on every path, in masked gradient passes."""
+    torch.manual_seed(0)
+    base = spec.build().to(device).train()
+    batch = spec.batch(device)
+    timer = Timer(device)
+    dense = copy.deepcopy(base)
+    dense_opt = _optimizer(dense)
+    sparse: dict[bool, tuple[nn.Module, torch.optim.Optimizer, DSD]] = {}
+    for in_backward in (False, True):
+        model = copy.deepcopy(base)
+        optimizer = _optimizer(model)
+        engine = DSD(model, optimizer, mask_in_backward=in_backward)
+        engine.prune(SPARSITY)
+        sparse[in_backward] = (model, optimizer, engine)
+    lazy_engine = sparse[False][2]
+    grads = [t.param.grad for t in lazy_engine.tensors]
+    masks = list(lazy_engine.masks.values())
+
+    def one_pass() -> None:
+        apply_masks_([g for g in grads if g is not None], masks)
+
+    def path(name: str, sparse_side: bool) -> Callable[[], None]:
+        in_backward, clip = PATHS[name]
+        model, optimizer, engine = sparse[in_backward] if sparse_side else (dense, dense_opt, None)
+
+        def run() -> None:
+            if name != "step":
+                optimizer.zero_grad(set_to_none=True)
+                _backward(model, spec, batch)
+            if clip:
+                if engine is not None:
+                    engine.mask_gradients()  # our loop: the sparse model's gradient is clipped
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+        return run
+
+    costs: dict[str, list[float]] = {name: [] for name in PATHS}
+    units: list[float] = []
+    for model, optimizer in ((dense, dense_opt), *((m, o) for m, o, _ in sparse.values())):
+        optimizer.zero_grad(set_to_none=True)
+        _backward(model, spec, batch)  # gradients for the "step" path and for the unit pass
+    grads[:] = [t.param.grad for t in lazy_engine.tensors]
+    for round_index in range(warmup + repeats):
+        unit = timer(one_pass)
+        for name in PATHS:
+            if name == "step":  # the same gradients each time: the engine re-masks them as new
+                lazy_engine._grads_dirty = True
+            order = (True, False) if round_index % 2 else (False, True)
+            seconds = {side: timer(path(name, side)) for side in order}
+            if round_index >= warmup:
+                costs[name].append(seconds[True] - seconds[False])
+        if round_index >= warmup:
+            units.append(unit)
+    unit = statistics.median(units)
+    held = all(
+        bool((t.param.detach()[~m] == 0).all()) for t, m in zip(lazy_engine.tensors, masks, strict=True)
+    )
+    return {
+        "config": spec.config,
+        "repeats": repeats,
+        "pruned_weights": sum(t.numel for t in lazy_engine.tensors),
+        "masked_pass_ms": unit * 1000,
+        "cost_ms": {name: statistics.median(c) * 1000 for name, c in costs.items()},
+        "cost_in_passes": {name: statistics.median(c) / unit for name, c in costs.items()},
+        "target_passes": TARGET_PASSES,
+        "mask_held": held,
+    }
