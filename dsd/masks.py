@@ -12,6 +12,7 @@ dimension, so the extra memory is bounded by a slice, not by the model.
 from __future__ import annotations
 
 import numbers
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -274,6 +275,17 @@ _BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: 
          torch.bfloat16: torch.int16}  # fmt: skip
 
 
+_LOCAL = threading.local()
+
+
+def _buffers() -> dict[torch.dtype, torch.Tensor]:
+    """This thread's slice buffers, kept between calls: the Trainer path masks each tensor's
+    gradient in its own call, inside backward, and a fresh buffer per call showed in its cost."""
+    if not hasattr(_LOCAL, "buffers"):
+        _LOCAL.buffers = {}
+    return _LOCAL.buffers
+
+
 @torch.no_grad()
 def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
     """Pruned entries (mask False) of each tensor set to exactly +0.0, in place, in one pass.
@@ -283,7 +295,7 @@ def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor])
     against the mask widened slice by slice (vectorised, about five times faster than a bool
     ``where``); elsewhere, and inside ``torch.compile``, it is one ``torch.where`` per tensor.
     """
-    buffers: dict[torch.dtype, torch.Tensor] = {}
+    buffers = _buffers()
     compiling = torch.compiler.is_compiling()
     for tensor, mask in zip(tensors, masks, strict=True):
         flat, flat_mask = _memory_flat(tensor), _memory_flat(mask)
