@@ -139,7 +139,7 @@ def test_adapter_wiring(small_task: Flickr8kTask, tmp_path: Path) -> None:
     small_task.write_predictions("test", records, path)
     names = small_task.split_images("test")
     assert path.read_text().splitlines()[:2] == [f"{names[0]}\ta one", f"{names[1]}\ta two"]
-    with pytest.raises(ValueError, match="beam_size"):
+    with pytest.raises(ValueError, match="--beam-size"):
         Flickr8kTask(Flickr8kConfig(beam_size=0), None, tmp_path)
     with pytest.raises(ValueError, match="encoder"):
         Flickr8kTask(Flickr8kConfig(encoder="resnet"), None, tmp_path)
