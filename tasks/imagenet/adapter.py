@@ -22,12 +22,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
+from dsd.run import hf_data
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
 from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint
 from dsd.run.summary import DataSummary
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
+from tasks.imagenet.hf import HFImageData
 from tasks.imagenet.standin import StandinSpec, ensure_standin, implied_sizes, is_built, standin_root
 
 #: Per-process batch on ImageNet: torchvision's reference (32 per GPU; 8 GPUs make the global
@@ -111,7 +113,8 @@ class ImageNetTask(TaskAdapter):
     primary_metric: ClassVar[str] = "top1_err"
     data_hint: ClassVar[str] = (
         "an ImageFolder tree, <dir>/train/<wnid>/*.JPEG and <dir>/val/<wnid>/*.JPEG "
-        "(validation images sorted into class folders, as for torchvision's reference scripts)"
+        "(validation images sorted into class folders, as for torchvision's reference scripts), "
+        "or ILSVRC/imagenet-1k from Hugging Face (its parquet shards, hub cache or save_to_disk folder)"
     )
     config: ImageNetConfig
 
@@ -125,6 +128,10 @@ class ImageNetTask(TaskAdapter):
         self._index: datalib.TreeIndex | None = None
         self._listing: tuple[Path, dict[str, datalib.SplitListing]] | None = None  # (root, splits)
         self._channels_last = torch.cuda.is_available()
+        source = None if self.data_dir is None else hf_data.detect(Path(self.data_dir))
+        self._hf = (
+            None if source is None else HFImageData(source, self.cache_dir, self.config.skip_bad_images)
+        )
 
     def resolve_config(self, config: ImageNetConfig) -> ImageNetConfig:  # type: ignore[override]
         return resolve_config(config, standin=self.is_standin)
@@ -136,6 +143,8 @@ class ImageNetTask(TaskAdapter):
         name, which would tie the runs to where the data lies (the fingerprint tells trees apart)."""
         if self.is_standin:
             return STANDIN_NAME
+        if self._hf is not None:
+            return self._hf.dataset_name(IMAGENET_CLASSES)
         classes = (
             len(datalib._class_folders(Path(self.data_dir) / "train"))
             if Path(self.data_dir, "train").is_dir()
@@ -180,12 +189,16 @@ class ImageNetTask(TaskAdapter):
             )
         if self.is_standin:
             facts["standin"] = dataclasses.asdict(StandinSpec())
-        facts.update(datalib.summary(self._tree()))
+        facts.update(self._hf.summary(_cores()) if self._hf is not None else datalib.summary(self._tree()))
         return facts
 
     # ------------------------------------------------------------------ preparation
     def prepare(self) -> None:
-        """Build the stand-in if needed; list the tree and verify every image once (cached)."""
+        """Build the stand-in if needed; list the tree (or read the Hugging Face dataset's shards)
+        and verify every image once (cached)."""
+        if self._hf is not None:
+            self._hf.verified(_cores())
+            return
         self._tree(workers=_cores())
 
     def _root(self) -> Path:
@@ -228,6 +241,8 @@ class ImageNetTask(TaskAdapter):
             return self._index.classes
         if self._standin_pending():
             return [str(digit) for digit in range(10)]
+        if self._hf is not None:
+            return self._hf.index().classes
         return self._splits(self._root())["train"].classes
 
     def inspect(self) -> DataSummary:
@@ -244,6 +259,8 @@ class ImageNetTask(TaskAdapter):
                 pending=[f"build the stand-in ({total:,} PNG images)", f"verify the {total:,} images once"],
                 implied=True,
             )
+        if self._hf is not None:
+            return self._hf.inspect(self.dataset_name)
         root = self._root()
         splits = self._splits(root)
         bad = datalib.cached_verdict(splits, self.cache_dir)
@@ -261,9 +278,13 @@ class ImageNetTask(TaskAdapter):
         )
 
     def data_fingerprint(self) -> DataFingerprint:
+        if self._hf is not None:
+            return self._hf.fingerprint(_cores())
         return datalib.fingerprint(self._tree())
 
     def skipped_inputs(self) -> dict[str, list[str]]:
+        if self._hf is not None:
+            return {"unreadable images": self._hf.skipped()}
         return {"unreadable images": [f"{path} ({why})" for path, why in sorted(self._tree().bad.items())]}
 
     def setup_notes(self) -> list[str]:
@@ -278,6 +299,8 @@ class ImageNetTask(TaskAdapter):
         return notes
 
     def data_issues(self) -> dict[str, int]:
+        if self._hf is not None:
+            return self._hf.issues()
         index = self._tree()
         return {
             "skipped_images": len(index.bad),
@@ -311,7 +334,7 @@ class ImageNetTask(TaskAdapter):
         cfg, classes = self.config, self._classes()
         state = models.load_published_weights(cfg.arch, cfg.pretrained_weights)
         state = models.fit_published_state(state, cfg.arch, len(classes), self._aux_weight() > 0)
-        if not all(re.fullmatch(r"n\d{8}", c) for c in classes):
+        if self._hf is None and not all(re.fullmatch(r"n\d{8}", c) for c in classes):
             root = self.data_dir or standin_root(self.cache_dir)
             warnings.warn(
                 f"the class folders under {root} are not WordNet ids (n01440764, ...): the pretrained "
@@ -325,15 +348,19 @@ class ImageNetTask(TaskAdapter):
 
     # ------------------------------------------------------------------ data
     def train_dataset(self) -> Dataset:
-        index = self._tree()
         cfg = self.config
         transform = datalib.train_transform(cfg.image_size, cfg.min_crop_scale)
+        if self._hf is not None:
+            return self._hf.dataset("train", transform)
+        index = self._tree()
         return datalib.ImageList(index.root, index.samples("train"), index.classes, transform)
 
     def eval_datasets(self) -> dict[str, Dataset]:
-        index = self._tree()
         cfg = self.config
         transform = datalib.eval_transform(cfg.image_size, cfg.resize_size)
+        if self._hf is not None:
+            return {"val": self._hf.dataset("val", transform)}
+        index = self._tree()
         return {"val": datalib.ImageList(index.root, index.samples("val"), index.classes, transform)}
 
     def to_device(self, batch: Any, device: torch.device) -> Any:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from PIL import Image
@@ -194,8 +194,9 @@ def fingerprint(index: TreeIndex) -> DataFingerprint:
     )
 
 
-def check_image(path: str) -> str | None:
-    """Why the image at ``path`` cannot be decoded, or None when it can.
+def check_image(path: str | BinaryIO) -> str | None:
+    """Why the image at ``path`` (a file name, or the bytes of a Hugging Face row) cannot be
+    decoded, or None when it can.
 
     JPEGs are decoded at reduced scale (``draft``): the decoder still reads every byte of the
     compressed data, so truncation is caught (about 1 ms per ImageNet-sized JPEG on one core).
