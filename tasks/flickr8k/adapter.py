@@ -38,12 +38,13 @@ from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
+from dsd.run import hf_data
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.run.summary import DataSummary
 from dsd.schedule import PAPER_RECIPES
-from tasks.flickr8k import bleu, corpus, features, standin
+from tasks.flickr8k import bleu, corpus, features, hf, standin
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
 from tasks.flickr8k.text import END_ID, PAD_ID, START_ID, Vocabulary
 
@@ -180,7 +181,8 @@ class Flickr8kTask(TaskAdapter):
     primary_metric: ClassVar[str] = "bleu4"
     data_hint: ClassVar[str] = (
         "a folder holding Flicker8k_Dataset/ (the images) and Flickr8k_text/ (Flickr8k.token.txt and "
-        "the Flickr_8k.*Images.txt split lists) and/or Karpathy's dataset_flickr8k.json"
+        "the Flickr_8k.*Images.txt split lists) and/or Karpathy's dataset_flickr8k.json, or a Hugging "
+        "Face copy (image and caption_0..caption_4 columns; parquet shards, hub cache or save_to_disk)"
     )
     config: Flickr8kConfig
 
@@ -193,6 +195,22 @@ class Flickr8kTask(TaskAdapter):
         if config.max_caption_length < 1:
             raise ConfigError(f"--max-caption-length must be at least 1, got {config.max_caption_length}")
         standin_data = self.is_standin
+        if self._hf is not None:
+            given = [
+                flag
+                for flag, value in (
+                    ("--annotations-file", config.annotations_file),
+                    ("--images-dir", config.images_dir),
+                    ("--annotations", config.annotations != "auto"),
+                )
+                if value
+            ]
+            if given:
+                raise ConfigError(
+                    f"{' and '.join(given)} choose among Flickr-8K's official files, but --data "
+                    f"{self.data_dir} is a Hugging Face dataset ({self._hf.label}) holding images and "
+                    "captions together: leave them out"
+                )
         return dataclasses.replace(
             config,
             batch_size=config.batch_size or (STANDIN_BATCH if standin_data else NEURALTALK_BATCH),
@@ -203,7 +221,14 @@ class Flickr8kTask(TaskAdapter):
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
-        return STANDIN_NAME if self.is_standin else FLICKR8K_NAME
+        if self.is_standin:
+            return STANDIN_NAME
+        return FLICKR8K_NAME if self._hf is None else f"{FLICKR8K_NAME} ({self._hf.label})"
+
+    @cached_property
+    def _hf(self) -> hf_data.HFSource | None:
+        """The Hugging Face dataset ``data_dir`` holds, or None (the official files, or the stand-in)."""
+        return None if self.data_dir is None else hf_data.detect(Path(self.data_dir))
 
     @property
     def model_name(self) -> str:
@@ -262,8 +287,10 @@ class Flickr8kTask(TaskAdapter):
     @cached_property
     def _corpus(self) -> corpus.Corpus:
         """The captions and splits, checked against the image folder (building the stand-in first)."""
-        root = standin.ensure_standin(self.cache_dir) if self.is_standin else Path(self.data_dir)
         cfg = self.config
+        if self._hf is not None:
+            return hf.load_corpus(self._hf, self.cache_dir, cfg.skip_bad_data)
+        root = standin.ensure_standin(self.cache_dir) if self.is_standin else Path(self.data_dir)
         return corpus.load_corpus(
             root, cfg.annotations, cfg.annotations_file, cfg.images_dir, cfg.skip_bad_data
         )
@@ -273,9 +300,7 @@ class Flickr8kTask(TaskAdapter):
 
     def _features_cached(self) -> bool:
         corp = self._corpus
-        return features.cache_path(
-            self.cache_dir, self.encoder, corp.images_dir, self._image_names()
-        ).is_file()
+        return features.cache_path(self.cache_dir, self.encoder, corp.store(), self._image_names()).is_file()
 
     def inspect(self) -> DataSummary:
         """Training captions and evaluation images per split, the vocabulary, and what preparing
@@ -303,7 +328,7 @@ class Flickr8kTask(TaskAdapter):
         images = {split: len(corp.splits[split]) for split in corpus.SPLITS}
         cached = self._features_cached()
         return DataSummary(
-            f"{self.dataset_name} at {corp.images_dir.parent} ({corp.source})",
+            f"{self.dataset_name} at {corp.where()} ({corp.source})",
             {
                 "train": sum(len(corp.captions[n]) for n in corp.splits["train"]),
                 "val": images["val"],
@@ -337,7 +362,7 @@ class Flickr8kTask(TaskAdapter):
         table = features.load_or_compute(
             self.cache_dir,
             self.encoder,
-            corp.images_dir,
+            corp.store(),
             names,
             cfg.skip_bad_data,
             workers=max(0, cfg.workers),
@@ -345,12 +370,12 @@ class Flickr8kTask(TaskAdapter):
         if table.failed:  # only reached with skip_bad_data: drop the undecodable images
             failed = set(table.failed)
             corp.issues["undecodable_images"] = len(failed & set(names))
-            corp.skipped["undecodable images"] = sorted(failed & set(names))
+            corp.skipped["undecodable images"] = [corp.store().label(n) for n in sorted(failed & set(names))]
             for split in corpus.SPLITS:
                 corp.splits[split] = [n for n in corp.splits[split] if n not in failed]
                 if not corp.splits[split]:
                     raise corpus.DataError(
-                        f"no decodable image is left in the {split} split of {corp.images_dir}"
+                        f"no decodable image is left in the {split} split of {corp.store().describe()}"
                     )
         if self.feature_norm == "standardize":
             table = standardized(table, corp.splits["train"])
@@ -414,6 +439,10 @@ class Flickr8kTask(TaskAdapter):
 
     def image_path(self, name: str) -> Path:
         return self._data.corpus.images_dir / name
+
+    def open_image(self, name: str) -> Any:
+        """The image ``name`` (a PIL image, not yet decoded), from its file or its dataset row."""
+        return self._data.corpus.store().open(name)
 
     def references(self, split: str) -> list[list[str]]:
         """Every image's reference captions (NeuralTalk tokens joined by spaces), in split order."""
@@ -518,9 +547,10 @@ def _fingerprint(corp: corpus.Corpus) -> DataFingerprint:
     """Which annotation file was read (Karpathy's JSON or the official token file and split
     lists), every split's images with their sizes, and every caption as written."""
     builder = FingerprintBuilder("Flickr-8K").add("annotations", corp.source)
+    store = corp.store()
     for split in corpus.SPLITS:
         for name in corp.splits[split]:
-            builder.add(split, name, (corp.images_dir / name).stat().st_size, *corp.raw_captions[name])
+            builder.add(split, name, store.key(name), *corp.raw_captions[name])
     return builder.finish(
         annotations=corp.source,
         images={split: len(corp.splits[split]) for split in corpus.SPLITS},

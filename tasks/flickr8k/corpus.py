@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsd import errors
+from tasks.flickr8k.images import FolderImages, ImageStore
 from tasks.flickr8k.text import tokenize
 
 SPLITS = ("train", "val", "test")
@@ -77,13 +78,22 @@ class Corpus:
     raw_captions: dict[str, list[str]]  # image -> captions as written
     issues: Counter[str] = field(default_factory=Counter)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # kind -> what was left out, named
+    images: ImageStore | None = None  # where the images are read from; None: the files in images_dir
+
+    def store(self) -> ImageStore:
+        """The images, from ``images_dir`` or a Hugging Face dataset's rows."""
+        return self.images if self.images is not None else FolderImages(self.images_dir)
+
+    def where(self) -> str:
+        """The dataset's location for people: the folder above the images, or the HF dataset."""
+        return self.images.describe() if self.images is not None else str(self.images_dir.parent)
 
     def split_captions(self, split: str) -> Iterable[list[str]]:
         for name in self.splits[split]:
             yield from self.captions[name]
 
 
-class _Issues:
+class Issues:
     """Raise on bad input, or count it when the user asked to skip it."""
 
     def __init__(self, skip_bad: bool) -> None:
@@ -160,7 +170,7 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: not UTF-8 text ({err})") from None
 
 
-def parse_token_file(path: Path, issues: _Issues) -> tuple[dict[str, list[list[str]]], dict[str, list[str]]]:
+def parse_token_file(path: Path, issues: Issues) -> tuple[dict[str, list[list[str]]], dict[str, list[str]]]:
     """``image -> tokenized captions`` and ``image -> raw captions`` from ``Flickr8k.token.txt``."""
     captions: dict[str, list[list[str]]] = {}
     raw: dict[str, list[str]] = {}
@@ -209,7 +219,7 @@ def parse_split_list(path: Path) -> list[str]:
 
 
 def parse_karpathy_json(
-    path: Path, issues: _Issues
+    path: Path, issues: Issues
 ) -> tuple[dict[str, list[str]], dict[str, list[list[str]]], dict[str, list[str]]]:
     """Splits, tokenized and raw captions from Karpathy's ``dataset_<name>.json``.
 
@@ -270,7 +280,7 @@ def load_corpus(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"Flickr-8K folder {root} does not exist")
-    issues = _Issues(skip_bad)
+    issues = Issues(skip_bad)
     fmt, path = resolve_annotations(root, annotations, annotations_file)
     folder = find_images_dir(root, images_dir)
     where_listed: dict[str, str] = {}
@@ -287,7 +297,7 @@ def load_corpus(
                 raise DataError(f"split list {list_path} is missing (it ships with {TOKEN_FILE})")
             splits[split] = parse_split_list(list_path)
             where_listed.update({n: f"{list_path}" for n in splits[split]})
-    _check_disjoint(splits)
+    check_disjoint(splits)
     on_disk = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     for split, names in splits.items():
         kept = []
@@ -309,7 +319,7 @@ def load_corpus(
     return Corpus(folder, str(path.name), splits, captions, raw, issues.counts, issues.named)
 
 
-def _check_disjoint(splits: dict[str, list[str]]) -> None:
+def check_disjoint(splits: dict[str, list[str]]) -> None:
     owner: dict[str, str] = {}
     for split, names in splits.items():
         for name in names:

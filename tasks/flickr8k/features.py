@@ -10,9 +10,10 @@ Encoders:
 * ``pixels``: the raw picture, resized to 24 x 32 and inverted to ink intensity in [0, 1]
   (2304-d); no network at all (a linear image projection cannot read digits from it well).
 
-The cache file is named by the encoder and a hash of the image list (names and byte sizes), so
-any change of images makes a new one and every run on the same images reuses it. It is written
-once, complete, to a temp file renamed into place: a crash leaves nothing half-written.
+The cache file is named by the encoder and a hash of the image list (names and byte sizes; for a
+Hugging Face dataset's rows, their shard's name and size), so any change of images makes a new
+one and every run on the same images reuses it. It is written once, complete, to a temp file
+renamed into place: a crash leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 from dsd.errors import ConfigError, UserError
 from dsd.files import atomic_torch_save, safe_torch_load
 from tasks.flickr8k.corpus import DataError
+from tasks.flickr8k.images import ImageStore, as_store
 
 ENCODERS = ("vgg16-fc7", "digits-cnn", "pixels")
 PIXEL_SIZE = (24, 32)  # height, width
@@ -60,13 +62,13 @@ class FeatureTable:
         return int(self.features.shape[1])
 
 
-def cache_path(cache_dir: Path, encoder: str, images_dir: Path, names: Sequence[str]) -> Path:
-    """``<cache_dir>/flickr8k-features/<encoder>-<hash>.pt`` for these images."""
+def cache_path(cache_dir: Path, encoder: str, images: Path | ImageStore, names: Sequence[str]) -> Path:
+    """``<cache_dir>/flickr8k-features/<encoder>-<hash>.pt`` for these images (``images``: their
+    folder, or an ``ImageStore``)."""
+    store = as_store(images)
     digest = hashlib.sha256(f"v{CACHE_VERSION}:{encoder}:{encoder_version(encoder)}".encode())
     for name in sorted(names):
-        path = images_dir / name
-        size = path.stat().st_size if path.exists() else -1
-        digest.update(f"\n{name}:{size}".encode())
+        digest.update(f"\n{name}:{store.key(name)}".encode())
     return Path(cache_dir) / CACHE_FOLDER / f"{encoder}-{digest.hexdigest()[:16]}.pt"
 
 
@@ -82,20 +84,22 @@ def encoder_version(encoder: str) -> int:
 def load_or_compute(
     cache_dir: Path,
     encoder: str,
-    images_dir: Path,
+    images: Path | ImageStore,
     names: Sequence[str],
     skip_bad: bool = False,
     workers: int = 0,
     device: torch.device | None = None,
 ) -> FeatureTable:
-    """The cached features of ``names`` under ``images_dir``, computed first when missing."""
+    """The cached features of ``names`` in ``images`` (a folder or an ``ImageStore``), computed
+    first when missing."""
     if encoder not in ENCODERS:
         raise ConfigError(f"--encoder {encoder!r} is not one of: {', '.join(ENCODERS)}")
-    path = cache_path(cache_dir, encoder, images_dir, names)
+    store = as_store(images)
+    path = cache_path(cache_dir, encoder, store, names)
     if path.is_file():
         table = read_table(path)
     else:
-        table = compute(encoder, cache_dir, images_dir, sorted(names), skip_bad, workers, device)
+        table = compute(encoder, cache_dir, store, sorted(names), skip_bad, workers, device)
         atomic_torch_save(
             {
                 "version": CACHE_VERSION,
@@ -108,7 +112,8 @@ def load_or_compute(
         )
     if table.failed and not skip_bad:
         raise DataError(
-            f"{len(table.failed)} image(s) in {images_dir} could not be decoded, e.g. {table.failed[0]} "
+            f"{len(table.failed)} image(s) in {store.describe()} could not be decoded, e.g. "
+            f"{store.location(table.failed[0])} "
             f"(recorded in {path}); replace them, or pass --skip-bad-data to skip them"
         )
     return table
@@ -125,18 +130,19 @@ def read_table(path: Path) -> FeatureTable:
 
 # ---------------------------------------------------------------------- computing
 class _Images(Dataset):
-    """Decoded, transformed images by index; a file that fails to decode gives its error text."""
+    """Decoded, transformed images by index; an image that fails to decode gives its error text."""
 
-    def __init__(self, folder: Path, names: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]):
-        self.folder, self.names, self.transform = folder, list(names), transform
+    def __init__(
+        self, store: ImageStore, names: Sequence[str], transform: Callable[[Image.Image], torch.Tensor]
+    ):
+        self.store, self.names, self.transform = store, list(names), transform
 
     def __len__(self) -> int:
         return len(self.names)
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
-        path = self.folder / self.names[index]
         try:
-            with Image.open(path) as image:
+            with self.store.open(self.names[index]) as image:
                 return index, self.transform(image.convert("RGB")), ""
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
             return index, None, f"{type(err).__name__}: {err}"
@@ -149,7 +155,7 @@ def _collate(items: list[tuple[int, torch.Tensor | None, str]]) -> list[tuple[in
 def compute(
     encoder: str,
     cache_dir: Path,
-    images_dir: Path,
+    images: Path | ImageStore,
     names: Sequence[str],
     skip_bad: bool = False,
     workers: int = 0,
@@ -157,10 +163,12 @@ def compute(
 ) -> FeatureTable:
     """Run ``encoder`` over every image (with a progress bar); undecodable ones raise or are skipped."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    store = as_store(images)
     network, transform = build_encoder(encoder, cache_dir)
     network = network.to(device).eval()
+    store.ready()
     loader = DataLoader(
-        _Images(images_dir, names, transform), batch_size=64, num_workers=max(0, workers), collate_fn=_collate
+        _Images(store, names, transform), batch_size=64, num_workers=max(0, workers), collate_fn=_collate
     )
     rows: list[torch.Tensor] = []
     kept: list[str] = []
@@ -175,7 +183,7 @@ def compute(
                 if tensor is None:
                     if not skip_bad:
                         raise DataError(
-                            f"{images_dir / names[index]}: cannot decode the image ({error}); "
+                            f"{store.location(names[index])}: cannot decode the image ({error}); "
                             "pass --skip-bad-data to skip it"
                         )
                     failed.append(names[index])
@@ -187,7 +195,7 @@ def compute(
                 kept += [names[i] for i, _ in good]
             bar.update(len(items))
     if not rows:
-        raise DataError(f"no image under {images_dir} could be decoded")
+        raise DataError(f"no image in {store.describe()} could be decoded")
     return FeatureTable(encoder, kept, torch.cat(rows), failed)
 
 

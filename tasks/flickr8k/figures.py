@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -17,7 +18,7 @@ from dsd.errors import ConfigError, DataError
 from dsd.run import folder as folder_files
 from dsd.run.study import load_final_weights
 from dsd.run.weights import load_model_weights
-from tasks.flickr8k.adapter import FLICKR8K_NAME, Flickr8kConfig, Flickr8kTask
+from tasks.flickr8k.adapter import STANDIN_NAME, Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.model import decode
 
 MARKDOWN = "flickr8k_captions.md"
@@ -45,7 +46,7 @@ def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | No
         raise DataError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
     known = {f.name for f in dataclasses.fields(Flickr8kConfig)}
     task_config = Flickr8kConfig(**{k: v for k, v in config["task_config"].items() if k in known})
-    standin = config["dataset"] != FLICKR8K_NAME
+    standin = config["dataset"] == STANDIN_NAME
     if not standin and data_dir is None:
         raise ConfigError(f"{folder} was trained on Flickr-8K: pass data_dir (the dataset folder)")
     return Flickr8kTask(task_config, None if standin else data_dir, cache_dir)
@@ -104,7 +105,7 @@ def caption_comparison(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     grid = out_dir / GRID
-    _draw_grid(grid, [task.image_path(n) for n in names], captions, references)
+    _draw_grid(grid, [task.open_image(n) for n in names], captions, references)
     header = ["image", *captions, "a reference"]
     lines = [
         f"# Captions of {len(names)} {task.dataset_name} test images (the paper's Figure 3)",
@@ -123,20 +124,19 @@ def caption_comparison(
     return [table, grid]
 
 
-def _draw_grid(path: Path, images: list[Path], captions: dict[str, list[str]], references: list[str]) -> None:
+def _draw_grid(path: Path, images: list[Any], captions: dict[str, list[str]], references: list[str]) -> None:
     """One row per image: the picture, then each model's caption and a reference."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
 
     rows = len(images)
     fig, axes = plt.subplots(
         rows, 2, figsize=(11, 1.9 * rows), gridspec_kw={"width_ratios": [1, 3.2]}, squeeze=False
     )
-    for row, image_path in enumerate(images):
-        with Image.open(image_path) as image:
+    for row, opened in enumerate(images):  # PIL images, opened lazily by the task
+        with opened as image:
             axes[row, 0].imshow(image.convert("RGB"))
         axes[row, 0].set_axis_off()
         text = [f"{name}: {caps[row] or '(empty)'}" for name, caps in captions.items()]
