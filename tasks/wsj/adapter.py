@@ -45,13 +45,14 @@ import torch
 from torch import nn
 
 from dsd.errors import ConfigError, DataError
+from dsd.run import hf_data
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
 from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.run.summary import DataSummary
 from dsd.schedule import PAPER_RECIPES
+from tasks.wsj import hf, standin, verify
 from tasks.wsj import prepare as preparation
-from tasks.wsj import standin, verify
 from tasks.wsj.audio import AudioError
 from tasks.wsj.ctc import ctc_loss, greedy_decode
 from tasks.wsj.data import SpeechDataset, collate
@@ -143,7 +144,8 @@ class SpeechTask(TaskAdapter):
     primary_metric: ClassVar[str] = "wer"
     data_hint: ClassVar[str] = (
         "a WSJ tree (LDC93S6B wsj0 and LDC94S13B wsj1, as on the CDs) or a LibriSpeech tree "
-        "(train-clean-100, dev-clean, test-clean), or a folder made by `dsd-suite prepare wsj`"
+        "(train-clean-100, dev-clean, test-clean), or a folder made by `dsd-suite prepare wsj`, or "
+        "openslr/librispeech_asr from Hugging Face (its parquet shards, hub cache or save_to_disk folder)"
     )
     config: Config
 
@@ -151,6 +153,8 @@ class SpeechTask(TaskAdapter):
         self, config: Config | None = None, data_dir: Path | None = None, cache_dir: Path | None = None
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
+        self._hf = None if self.data_dir is None else hf_data.detect(Path(self.data_dir).expanduser())
+        self._hf_splits: tuple[dict[str, hf_data.HFSplit], dict[str, list[int]]] | None = None
         self.corpus, self.source, self.folder = self._locate_data()
         # What a folder holds is a fact of the data (its fingerprint names the corpus), not a
         # hyper-parameter: a --corpus that agrees with the folder leaves the run's hash alone.
@@ -178,6 +182,10 @@ class SpeechTask(TaskAdapter):
                 raise DataError(f"{data_dir} holds prepared {corpus!r}, which this task does not know")
             self._check_corpus_flag(corpus, f"{data_dir} holds prepared {DATASET_NAMES[corpus]}")
             return corpus, None, data_dir
+        if self._hf is not None:
+            self._check_corpus_flag("librispeech", f"{data_dir} is a Hugging Face dataset ({self._hf.label})")
+            folder = Path(cfg.prepared_dir).expanduser() if cfg.prepared_dir else None
+            return "librispeech", data_dir, folder or hf.prepared_folder(self._hf, self.cache_dir)
         if cfg.corpus == "auto":
             corpus = preparation.detect_corpus(data_dir)
         else:
@@ -210,6 +218,8 @@ class SpeechTask(TaskAdapter):
         of the manifests decodes (once, the verdict cached): a bad file is named before training."""
         if self.is_standin:
             standin.build_standin(self.cache_dir, self.standin_spec())
+        elif self._hf is not None:
+            hf.prepare(self._hf, self.folder, self.cache_dir)
         elif self.source is not None:
             preparation.prepare_manifests(self.corpus, self.source, self.folder)
         paths = self._audio_files()
@@ -248,6 +258,8 @@ class SpeechTask(TaskAdapter):
                     ],
                     implied=True,
                 )
+            if self._hf is not None:
+                return hf.pending(self._hf, self.folder, self.cache_dir)
             return DataSummary(
                 f"{self.dataset_name} at {self.source} (raw), not prepared yet",
                 dict.fromkeys(splits),
@@ -272,7 +284,8 @@ class SpeechTask(TaskAdapter):
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
-        return DATASET_NAMES[self.corpus]
+        name = DATASET_NAMES[self.corpus]
+        return name if self._hf is None else f"{name} ({self._hf.label})"
 
     @property
     def model_name(self) -> str:
@@ -373,17 +386,27 @@ class SpeechTask(TaskAdapter):
             )
         return read_manifest(self.folder / f"{split}.jsonl")
 
+    def _dataset(self, split: str, sort_by_length: bool = False) -> SpeechDataset:
+        """A split's utterances; their audio read from files, or from a Hugging Face dataset's rows."""
+        args = (self._manifest(split), self.output_frames(), split)
+        if self._hf is None:
+            return SpeechDataset(*args, sort_by_length=sort_by_length)
+        if self._hf_splits is None:
+            self._hf_splits = hf.open_splits(self._hf)
+        splits, rows = self._hf_splits
+        return hf.HFSpeechDataset(
+            self._hf, splits[split], rows[split], self.cache_dir, *args, sort_by_length=sort_by_length
+        )
+
     def train_dataset(self) -> SpeechDataset:
         if self._train is None:
-            split = SPLITS[self.corpus][0]
-            self._train = SpeechDataset(self._manifest(split), self.output_frames(), split)
+            self._train = self._dataset(SPLITS[self.corpus][0])
         return self._train
 
     def eval_datasets(self) -> dict[str, SpeechDataset]:
         if self._evals is None:
             self._evals = {
-                split: SpeechDataset(self._manifest(split), self.output_frames(), split, sort_by_length=True)
-                for split in SPLITS[self.corpus][1]
+                split: self._dataset(split, sort_by_length=True) for split in SPLITS[self.corpus][1]
             }
         return self._evals
 

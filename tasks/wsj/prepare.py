@@ -40,9 +40,10 @@ import os
 import re
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from dsd.errors import ConfigError, UserError
 from dsd.run.fingerprint import SKIPPED_KEPT
@@ -90,9 +91,28 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
         if done["corpus"] != corpus:
             raise PreparationError(f"{out_dir} already holds prepared {done['corpus']}, not {corpus}")
         return {split: out_dir / f"{split}.jsonl" for split in done["splits"]}
-    out_dir.mkdir(parents=True, exist_ok=True)
     collect = _wsj_split if corpus == "wsj" else _librispeech_split
     context = _WsjTree(src_dir) if corpus == "wsj" else _librispeech_root(src_dir)
+    return write_corpus(
+        corpus, out_dir, lambda split, skipped: collect(context, split, out_dir, skipped), src_dir
+    )
+
+
+def write_corpus(
+    corpus: str,
+    out_dir: Path,
+    collect: Callable[[str, dict[str, list[str]]], list[Utterance]],
+    where: object,
+    **extra: Any,
+) -> dict[str, Path]:
+    """Every split of ``corpus`` into its manifest under ``out_dir``, then ``prepared.json``.
+
+    ``collect(split, skipped)`` gives a split's utterances, every audio decoded once, and lists
+    what it left out in ``skipped`` by reason; those are counted, named in a warning and kept in
+    ``prepared.json`` (a raw corpus's folders and a Hugging Face dataset's rows alike). ``where``
+    names the source in errors; ``extra`` goes into ``prepared.json``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
     issues: Counter[str] = Counter()
     counts: dict[str, int] = {}
     hours: dict[str, float] = {}
@@ -101,16 +121,16 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
     kept: list[Path] = []  # every audio file of the manifests
     for split in SPLITS[corpus]:
         skipped: dict[str, list[str]] = defaultdict(list)
-        utterances = collect(context, split, out_dir, skipped)
+        utterances = collect(split, skipped)
         for reason, names in sorted(skipped.items()):
             issues[reason] += len(names)
             named[reason].extend(f"{split}: {n}" for n in names[: SKIPPED_KEPT - len(named[reason])])
             more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
             shown = ", ".join(names[:_SHOWN]) + more
             message = f"{corpus} {split}: skipped {len(names)} utterance(s), {reason}: {shown}"
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, stacklevel=3)
         if not utterances:
-            raise PreparationError(f"{corpus} {split}: no usable utterance found under {src_dir}")
+            raise PreparationError(f"{corpus} {split}: no usable utterance found in {where}")
         paths[split] = out_dir / f"{split}.jsonl"
         write_manifest(paths[split], sorted(utterances, key=lambda u: u.id))
         counts[split] = len(utterances)
@@ -123,7 +143,8 @@ def prepare_manifests(corpus: str, src_dir: Path, out_dir: Path, force: bool = F
         dict(sorted(issues.items())),
         hours=hours,
         skipped=dict(named),
-        audio_key=verify.listing_key(kept),  # every file decoded above: a run need not again
+        audio_key=verify.listing_key(sorted(set(kept))),  # every file decoded above: a run need not again
+        **extra,
     )
     return paths
 
