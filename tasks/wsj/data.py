@@ -11,6 +11,11 @@ Filtered up front (counted in ``SpeechDataset.issues``, the first one named in a
 Counted, not filtered: ``resampled_audio``, files whose sample rate is not 16 kHz (known from
 the manifest's ``sample_rate`` when present); they are resampled on reading, with one warning.
 An audio file that cannot be read when a batch needs it raises ``AudioError`` naming it.
+
+Features are computed on first use and, when the whole split's would fit in
+``FEATURE_CACHE_BYTES`` (the stand-in's 3,000 utterances: about 0.3 GB; WSJ's 81 hours would
+need about 19 GB, so never), kept in memory for every later epoch and run of the process: the
+same tensors the computation gives, so results are identical with or without the cache.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from torch.utils.data import Dataset
 from dsd.errors import DataError
 from tasks.wsj import audio as audiolib
 from tasks.wsj.ctc import frames_needed
-from tasks.wsj.features import SAMPLE_RATE, LogSpectrogram, frames_of_duration
+from tasks.wsj.features import N_BINS, SAMPLE_RATE, LogSpectrogram, frames_of_duration
 from tasks.wsj.manifest import Utterance
 from tasks.wsj.text import encode, outside_alphabet
+
+#: Largest split (float32 features, estimated from the manifest's durations) kept in memory.
+FEATURE_CACHE_BYTES = 1 << 30
 
 
 class SpeechDataset(Dataset):
@@ -83,6 +91,8 @@ class SpeechDataset(Dataset):
         self.utterances = [u for u, _ in kept]
         self.labels = [torch.tensor(lab, dtype=torch.long) for _, lab in kept]
         self.features = LogSpectrogram()
+        size = sum(self.frame_lengths()) * N_BINS * 4
+        self._cache: dict[int, torch.Tensor] | None = {} if size <= FEATURE_CACHE_BYTES else None
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -93,10 +103,14 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         utt = self.utterances[index]
-        samples, rate = audiolib.read_audio(utt.audio)
-        samples = audiolib.resample(samples, rate)
-        with torch.no_grad():
-            features = self.features(torch.from_numpy(samples))
+        features = self._cache.get(index) if self._cache is not None else None
+        if features is None:
+            samples, rate = audiolib.read_audio(utt.audio)
+            samples = audiolib.resample(samples, rate)
+            with torch.no_grad():
+                features = self.features(torch.from_numpy(samples))
+            if self._cache is not None:
+                self._cache[index] = features
         return {"features": features, "labels": self.labels[index], "text": utt.text, "id": utt.id}
 
 
