@@ -1,13 +1,25 @@
 """Does data loading keep up with training? Images/s of the loader alone and of training.
 
     python -m tasks.imagenet.bench                      # the stand-in, ResNet-18, this machine
-    python -m tasks.imagenet.bench --data-dir /data/imagenet --arch resnet50 --device cuda
+    python -m tasks.imagenet.bench --data /data/imagenet --arch resnet50 --device cuda
+    python -m tasks.imagenet.bench --data /data/imagenet-1k-hf --compare-forms --images 4000
+    python -m tasks.imagenet.bench --photos 4000 --compare-forms --workers 2
 
 Three numbers, each after a warm-up: the training DataLoader alone (decode + augment, with the
 loop's worker count), training fed by that loader (what a run sees), and training on one batch
 held in memory (the model's own speed). Loader images/s well above the in-memory training rate
 means the model never waits for data. Results go to ``results/bench/imagenet-<arch>-loader.json``
 with the machine's core count and load average, since a shared machine slows everything.
+
+``--data`` takes an ImageFolder tree or a Hugging Face dataset (parquet shards, hub cache,
+save_to_disk). ``--compare-forms`` measures the training loader on the same images as an
+ImageFolder tree and as Hugging Face parquet shards (both written under the cache folder by
+``tasks.imagenet.bench_data``), interleaved round by round so that a load that comes and goes on a
+shared machine hits both alike, each round with the load average; then one epoch of each with
+its resident memory (proportional set size of the process and its workers, anonymous and
+file-backed apart: mapped Arrow pages are file-backed, the shared and reclaimable page cache).
+Results in ``results/bench/imagenet-loader-forms.json``. ``--photos N`` makes N ImageNet-sized
+JPEGs (from scikit-learn's bundled photographs) to measure on, offline.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +40,7 @@ from dsd import files
 from dsd.run import records
 from dsd.run.parts import default_workers
 from dsd.run.sampling import EpochBatchSampler
+from tasks.imagenet import bench_data
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 
 
@@ -150,11 +164,136 @@ def run_benchmark(
     return path
 
 
+# ---------------------------------------------------------------------- ImageFolder vs HF parquet
+def _family(pid: int) -> list[int]:
+    """A process and its descendants (the DataLoader's workers), from ``/proc``."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except OSError:  # the thread ended
+                continue
+    return found
+
+
+def resident() -> dict[str, float]:
+    """Proportional resident memory (MB) of this process and its workers, anonymous and
+    file-backed apart (``Pss_Anon`` / ``Pss_File`` of ``smaps_rollup``; empty off Linux)."""
+    totals = {"anon_mb": 0.0, "file_mb": 0.0}
+    for pid in _family(os.getpid()):
+        try:
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in ("Pss_Anon", "Pss_File"):
+                totals["anon_mb" if key == "Pss_Anon" else "file_mb"] += int(value.split()[0]) / 1024
+    return {key: round(value, 1) for key, value in totals.items()}
+
+
+def measure_epoch_memory(task: ImageNetTask, workers: int) -> dict[str, Any]:
+    """One epoch of the training loader, its resident memory sampled every few batches."""
+    before = resident()
+    loader = _loader(task, workers, torch.device("cpu"))
+    samples, images = [], 0
+    for i, (batch, _) in enumerate(loader):
+        images += batch.shape[0]
+        if i % 4 == 0:
+            samples.append(resident())
+    del loader
+    return {
+        "images": images,
+        "before_loader": before,
+        "after_first_batch": samples[0],
+        "peak_anon_mb": max(s["anon_mb"] for s in samples),
+        "peak_file_mb": max(s["file_mb"] for s in samples),
+    }
+
+
+def _bytes_on_disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def compare_forms(
+    data_dir: Path | None,
+    cache_dir: Path,
+    out_dir: Path,
+    images: int = 0,
+    batches: int = 20,
+    warmup: int = 3,
+    rounds: int = 3,
+    workers: int = 2,
+    batch_size: int = 0,
+    arch: str = "resnet18",
+) -> Path:
+    """The training loader's images/s on the same images as an ImageFolder tree and as HF
+    parquet, interleaved (ABBA order), then one epoch of each with its memory; writes the JSON."""
+    forms = bench_data.both_forms(data_dir, cache_dir, images)
+    tasks = {
+        name: ImageNetTask(ImageNetConfig(arch=arch, batch_size=batch_size), path, cache_dir)
+        for name, path in forms.items()
+    }
+    for task in tasks.values():
+        task.prepare()
+    cpu = torch.device("cpu")
+    measured: list[dict[str, Any]] = []
+    for r in range(rounds):
+        for name in list(tasks) if r % 2 == 0 else list(tasks)[::-1]:
+            load = os.getloadavg()[0]
+            rate = measure_loader(tasks[name], workers, batches, warmup, cpu)
+            measured.append({"round": r, "form": name, "loadavg_1min": round(load, 2), **rate})
+    median = {
+        name: statistics.median(m["images_per_s"] for m in measured if m["form"] == name) for name in tasks
+    }
+    first = tasks["ImageFolder"]
+    result = {
+        "dataset": first.dataset_name,
+        "images": len(first.train_dataset()),
+        "image_size": first.config.image_size,
+        "batch_size": first.config.batch_size,
+        "workers": workers,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "bytes_on_disk": {
+            "ImageFolder": sum(p.stat().st_size for p in (forms["ImageFolder"] / "train").rglob("*.*")),
+            "HF parquet": _bytes_on_disk(forms["HF parquet"] / "data"),
+            "HF parquet, its Arrow cache": _bytes_on_disk(Path(cache_dir) / "hf-arrow"),
+        },
+        "rounds": measured,
+        "median_images_per_s": median,
+        "hf_over_folder": round(median["HF parquet"] / median["ImageFolder"], 3),
+        "memory": {name: measure_epoch_memory(task, workers) for name, task in tasks.items()},
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "versions": records.library_versions(),
+    }
+    path = Path(out_dir) / "imagenet-loader-forms.json"
+    files.atomic_write_json(path, result)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument(
-        "--data-dir", type=Path, default=None, help="ImageFolder tree (default: the stand-in)"
+        "--data",
+        "--data-dir",
+        dest="data_dir",
+        type=Path,
+        default=None,
+        help="an ImageFolder tree or a Hugging Face dataset (default: the stand-in)",
+    )
+    parser.add_argument(
+        "--compare-forms",
+        action="store_true",
+        help="the loader on the same images as an ImageFolder tree and as HF parquet, interleaved",
+    )
+    parser.add_argument("--images", type=int, default=0, help="--compare-forms: training images; 0: all")
+    parser.add_argument("--rounds", type=int, default=3, help="--compare-forms: measurements of each form")
+    parser.add_argument(
+        "--photos", type=int, default=0, help="make N ImageNet-sized JPEGs and measure on them"
     )
     parser.add_argument("--cache-dir", type=Path, default=Path("data/imagenet"))
     parser.add_argument("--out-dir", type=Path, default=Path("results/bench"))
@@ -163,6 +302,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    if args.photos:
+        if args.data_dir is not None:
+            parser.error("--photos makes the data: leave --data out")
+        args.data_dir = bench_data.make_photos(args.cache_dir / "photos" / str(args.photos), args.photos)
+    if args.compare_forms:
+        workers = args.workers if args.workers >= 0 else 2
+        path = compare_forms(
+            args.data_dir, args.cache_dir, args.out_dir, args.images, args.batches, 3, args.rounds, workers,
+            args.batch_size, args.arch,
+        )  # fmt: skip
+        print(json.dumps(json.loads(path.read_text()), indent=1))
+        print(f"written to {path}")
+        return
     path = run_benchmark(
         args.arch,
         args.data_dir,
