@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,135 +38,25 @@ from torch.utils.data import Dataset
 from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
 from dsd.run import hf_data
-from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.run.config import param
+from dsd.run.adapter import MetricSpec, TaskAdapter
 from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.run.summary import DataSummary
-from dsd.schedule import PAPER_RECIPES
 from tasks.flickr8k import bleu, corpus, features, hf, standin
+from tasks.flickr8k.batches import EvalImages, PreparedData, TrainCaptions, collate, standardized
+from tasks.flickr8k.config import (
+    FLICKR8K_NAME,
+    NEURALTALK_BATCH,
+    NEURALTALK_RMSPROP_ALPHA,
+    PAPER_RECIPE,
+    PRUNED,
+    STANDIN_BATCH,
+    STANDIN_NAME,
+    STANDIN_RECIPE,
+    STANDIN_RMSPROP_ALPHA,
+    Flickr8kConfig,
+)
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
-from tasks.flickr8k.text import END_ID, PAD_ID, START_ID, Vocabulary
-
-#: The paper's phases; RMSprop at a constant rate inside each (NeuralTalk had no LR schedule).
-PAPER_RECIPE = PAPER_RECIPES["neuraltalk"] + " decay=none"
-#: The stand-in's: the paper's shape (LR / 10 per phase, 80 % sparsity) at a length and rate that
-#: fit the 2-core time budget of ``make flickr8k-captioning``.
-STANDIN_RECIPE = "D:6@1e-3 S80%:3@1e-4 D:2@1e-5 decay=none"
-#: The stand-in's optimizer settings where NeuralTalk's do not fit its few hundred steps: with
-#: RMSprop's average of squared gradients decaying at 0.999 from zero, the first updates are
-#: ~30x the learning rate and the captioner collapses to a handful of captions that ignore the
-#: image (3-8 distinct captions over 300 test images, measured); 0.99, batch 50 and standardized
-#: features give ~130 distinct ones and BLEU-4 ~43 after the same 6 epochs.
-STANDIN_BATCH, STANDIN_RMSPROP_ALPHA = 50, 0.99
-NEURALTALK_BATCH, NEURALTALK_RMSPROP_ALPHA = 100, 0.999
-FEATURE_NORMS = ("auto", "standardize", "none")
-FLICKR8K_NAME, STANDIN_NAME = "Flickr-8K", "digits captions stand-in"  # in run hashes: never change
-PRUNED = ("image_projection.weight", "lstm.weight_ih_l0", "lstm.weight_hh_l0", "output.weight")
-
-
-@dataclass
-class Flickr8kConfig(TaskConfig):
-    """NeuralTalk's hyper-parameters (its ``driver.py`` defaults) and the data options."""
-
-    batch_size: int = param(
-        0, f"captions per batch; 0: NeuralTalk's {NEURALTALK_BATCH} (the stand-in: {STANDIN_BATCH})"
-    )
-    eval_batch_size: int = param(500, "images decoded at once (no effect on results)")
-    grad_clip: float = param(5.0, "largest global gradient norm (NeuralTalk clipped each element at 5)")
-    workers: int = param(0, "DataLoader workers; 0, as the features are in memory: workers add only start-up")
-    embed_size: int = param(256, "width of the image projection and the word embedding")
-    hidden_size: int = param(256, "width of the LSTM")
-    dropout: float = param(0.5, "dropout on the LSTM's inputs and outputs")
-    rmsprop_alpha: float = param(
-        0.0,
-        f"RMSprop's decay of its squared-gradient average; 0: NeuralTalk's {NEURALTALK_RMSPROP_ALPHA} "
-        f"(the stand-in: {STANDIN_RMSPROP_ALPHA})",
-    )
-    rmsprop_eps: float = param(1e-8, "RMSprop's epsilon")
-    min_word_count: int = param(5, "vocabulary: words seen at least this often in the training captions")
-    max_caption_length: int = param(20, "words; longer training captions are cut, decoding stops here")
-    beam_size: int = param(1, "test-split decoding; 1: greedy, the paper's (val is always greedy)")
-    encoder: str = param(
-        "auto",
-        "the frozen image encoder; auto: vgg16-fc7 on Flickr-8K, digits-cnn on the stand-in",
-        choices=("auto", *features.ENCODERS),
-    )
-    feature_norm: str = param(
-        "auto",
-        "standardize: each feature to zero mean, unit variance over the training images; auto: none "
-        "for vgg16-fc7 (NeuralTalk read fc7 as is), standardize for the other encoders",
-        choices=FEATURE_NORMS,
-    )
-    annotations: str = param(
-        "auto",
-        "the captions' format; auto: Karpathy's JSON (the paper's split) when present, else the token file",
-        choices=corpus.ANNOTATION_FORMATS,
-    )
-    skip_bad_data: bool = param(False, "count and skip bad caption lines and missing or broken images")
-    annotations_file: str = param("", "the captions file; empty: found under --data", path=True)
-    images_dir: str = param("", "the images folder; empty: found under --data", path=True)
-
-
-@dataclass
-class _Data:
-    """Everything read from disk once: the corpus, its vocabulary and the image features."""
-
-    corpus: corpus.Corpus
-    vocab: Vocabulary
-    table: features.FeatureTable
-
-
-class _TrainCaptions(Dataset):
-    """One sample per training caption: (image feature, word ids)."""
-
-    def __init__(self, feats: torch.Tensor, samples: list[tuple[int, torch.Tensor]]) -> None:
-        self.feats, self.samples = feats, samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        row, ids = self.samples[i]
-        return self.feats[row], ids
-
-
-class _EvalImages(Dataset):
-    """One sample per image of an evaluation split: (image feature, position in the split)."""
-
-    def __init__(self, feats: torch.Tensor, rows: list[int]) -> None:
-        self.feats, self.rows = feats, rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.feats[self.rows[i]], i
-
-
-def collate(items: list[tuple[torch.Tensor, Any]]) -> dict[str, torch.Tensor]:
-    """Training: features, ``<start>``-shifted inputs and ``<end>``-terminated targets, padded.
-    Evaluation: features and the images' positions in their split."""
-    feats = torch.stack([f for f, _ in items])
-    if isinstance(items[0][1], int):
-        return {"features": feats, "index": torch.tensor([i for _, i in items])}
-    length = max(len(ids) for _, ids in items) + 1
-    inputs = torch.full((len(items), length), PAD_ID, dtype=torch.long)
-    targets = torch.full((len(items), length), PAD_ID, dtype=torch.long)
-    for row, (_, ids) in enumerate(items):
-        inputs[row, 0] = START_ID
-        inputs[row, 1 : len(ids) + 1] = ids
-        targets[row, : len(ids)] = ids
-        targets[row, len(ids)] = END_ID
-    return {"features": feats, "inputs": inputs, "targets": targets}
-
-
-def standardized(table: features.FeatureTable, train_names: list[str]) -> features.FeatureTable:
-    """The table with every feature shifted and scaled to zero mean and unit variance over the
-    training images (statistics from training images only, so nothing leaks from val / test)."""
-    train = table.features[[table.row[n] for n in train_names]]
-    mean, std = train.mean(0, keepdim=True), train.std(0, correction=0, keepdim=True)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features: centred only
-    return dataclasses.replace(table, features=(table.features - mean) / std)
+from tasks.flickr8k.text import Vocabulary
 
 
 class Flickr8kTask(TaskAdapter):
@@ -355,7 +244,7 @@ class Flickr8kTask(TaskAdapter):
         return [*steps, f"extract the {self.encoder} features of {images:,} images once (cached)"]
 
     @cached_property
-    def _data(self) -> _Data:
+    def _data(self) -> PreparedData:
         cfg = self.config
         corp = self._corpus
         names = self._image_names()
@@ -380,7 +269,7 @@ class Flickr8kTask(TaskAdapter):
         if self.feature_norm == "standardize":
             table = standardized(table, corp.splits["train"])
         vocab = Vocabulary.build(corp.split_captions("train"), cfg.min_word_count)
-        return _Data(corp, vocab, table)
+        return PreparedData(corp, vocab, table)
 
     @property
     def feature_norm(self) -> str:
@@ -457,12 +346,12 @@ class Flickr8kTask(TaskAdapter):
             for tokens in data.corpus.captions[name]:
                 ids = data.vocab.encode(tokens, self.config.max_caption_length)
                 samples.append((row, torch.tensor(ids, dtype=torch.long)))
-        return _TrainCaptions(data.table.features, samples)
+        return TrainCaptions(data.table.features, samples)
 
     def eval_datasets(self) -> dict[str, Dataset]:
         data = self._data
         return {
-            split: _EvalImages(data.table.features, [data.table.row[n] for n in data.corpus.splits[split]])
+            split: EvalImages(data.table.features, [data.table.row[n] for n in data.corpus.splits[split]])
             for split in ("val", "test")
         }
 

@@ -37,7 +37,7 @@ import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,89 +47,29 @@ from torch import nn
 from dsd.errors import ConfigError, DataError
 from dsd.run import hf_data
 from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.run.config import param
 from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.run.summary import DataSummary
 from dsd.schedule import PAPER_RECIPES
 from tasks.wsj import hf, standin, verify
 from tasks.wsj import prepare as preparation
 from tasks.wsj.audio import AudioError
+from tasks.wsj.config import (
+    AUTO_SIZES,
+    DATASET_NAMES,
+    PAPER_DECAY,
+    REAL_BATCH,
+    SPLITS,
+    STANDIN,
+    STANDIN_BATCH,
+    STANDIN_RECIPES,
+    Config,
+)
 from tasks.wsj.ctc import ctc_loss, greedy_decode
 from tasks.wsj.data import SpeechDataset, collate
 from tasks.wsj.manifest import read_manifest, read_prepared
 from tasks.wsj.models import DeepSpeech1, DeepSpeech2, parameter_count
 from tasks.wsj.scoring import Transcript, error_rates, write_transcripts
 from tasks.wsj.text import NUM_CLASSES, SYMBOLS
-
-ARCHS = ("deepspeech", "deepspeech2")
-OPTIMIZERS = ("", "nesterov", "adam")
-CORPUS_CHOICES = ("auto", *preparation.CORPORA)
-STANDIN = "espeak stand-in"
-SPLITS = {  # corpus -> (training split, evaluation splits with the per-epoch one first)
-    "wsj": ("train-si284", ("dev93", "eval92")),
-    "librispeech": ("train-clean-100", ("dev-clean", "test-clean")),
-    STANDIN: ("train", ("test",)),
-}
-DATASET_NAMES = {"wsj": "WSJ", "librispeech": "LibriSpeech", STANDIN: STANDIN}
-PAPER_DECAY = {"deepspeech": "exp:0.93", "deepspeech2": "exp:0.8333"}
-#: The stand-in's iterated recipes (D S D S D, the paper's sparsities and LR ratios), sized so
-#: that baseline + DSD + dense control fit in about 8 minutes on two CPU cores.
-STANDIN_RECIPES = {
-    "deepspeech": "D:5@1e-3 S50%:1@6.25e-4 D:1@3.75e-4 S25%:1@1.25e-4 D:1@3.75e-5 decay=exp:0.8",
-    "deepspeech2": "D:3@1e-3 S50%:0.75@1e-3 D:0.75@1e-4 S25%:0.75@1e-4 D:0.75@2e-5 decay=exp:0.8",
-}
-#: arch -> (real data, stand-in) model sizes for the fields left at 0.
-AUTO_SIZES: dict[str, dict[str, tuple[int, int]]] = {
-    "deepspeech": {"hidden": (1024, 256), "stride": (1, 2)},
-    "deepspeech2": {"hidden": (1760, 192), "rnn_layers": (7, 2), "conv_channels": (32, 4)},
-}
-
-
-def _auto(name: str) -> str:
-    """What 0 means for the model size ``name``: ``0: 1024 deepspeech on real data; 256 ...``."""
-    archs = {arch: sizes[name] for arch, sizes in AUTO_SIZES.items() if name in sizes}
-    real = ", ".join(f"{real} {arch}" for arch, (real, _) in archs.items())
-    small = ", ".join(f"{small} {arch}" for arch, (_, small) in archs.items())
-    return f"0: {real} on real data (the paper's), {small} on the stand-in"
-
-
-@dataclass
-class Config(TaskConfig):
-    """The speech task's hyper-parameters (0 = the paper's size on real data, the stand-in's
-    on the stand-in; see ``AUTO_SIZES``)."""
-
-    arch: str = param(
-        "deepspeech", "deepspeech: DeepSpeech 1; deepspeech2: DeepSpeech 2 style", choices=ARCHS
-    )
-    corpus: str = param("auto", "what --data holds; auto: detected from its layout", choices=CORPUS_CHOICES)
-    hidden: int = param(0, f"fully connected / recurrent width; {_auto('hidden')}")
-    context: int = param(5, "DS1: frames of context on each side (the paper's 5: an 11-frame window)")
-    stride: int = param(0, f"DS1: keep every stride-th window; {_auto('stride')}")
-    rnn_layers: int = param(0, f"DS2: bidirectional recurrent layers; {_auto('rnn_layers')}")
-    rnn: str = param(
-        "rnn",
-        "DS2's recurrent cell: rnn (DS2's clipped ReLU: 67.7 M parameters at 7 x 1760, the paper's) or gru",
-        choices=("rnn", "gru"),
-    )
-    conv_channels: int = param(0, f"DS2: channels of both conv layers; {_auto('conv_channels')}")
-    clip: float = param(20.0, "clipped ReLU ceiling")
-    dropout: float = param(0.0, "dropout on the fully connected layers (DS1 used 5-10 %)")
-    optimizer: str = param(
-        "",
-        "nesterov (SGD, the paper's) or adam; empty: nesterov on real data, adam on the stand-in",
-        choices=OPTIMIZERS,
-    )
-    momentum: float = param(0.99, "Nesterov SGD's momentum (the paper's 0.99)")
-    weight_decay: float = param(0.0, "weight decay")
-    grad_clip: float = param(400.0, "largest global gradient norm (deepspeech.pytorch's); 0: no clipping")
-    standin_train: int = param(3000, "stand-in utterances spoken by the training voices")
-    standin_test: int = param(400, "stand-in utterances spoken by the held-out test voices")
-    standin_vocabulary: int = param(250, "words the stand-in's sentences are drawn from")
-    prepared_dir: str = param(
-        "",
-        "where a raw --data is prepared (manifests, WSJ's converted WAVs); empty: the cache folder",
-        path=True,
-    )
 
 
 class SpeechTask(TaskAdapter):
@@ -208,6 +148,13 @@ class SpeechTask(TaskAdapter):
                 f"--corpus {self.config.corpus}, but {what}: pass --corpus {found}, or leave --corpus out "
                 "(it is detected)"
             )
+
+    def resolve_config(self, config: Config) -> Config:  # type: ignore[override]
+        """The batch size the 0 placeholder means on this data (``REAL_BATCH`` / ``STANDIN_BATCH``)."""
+        if config.batch_size < 0:
+            raise ConfigError(f"--batch-size must be at least 1 (or 0: the default), got {config.batch_size}")
+        default = STANDIN_BATCH if self.is_standin else REAL_BATCH
+        return dataclasses.replace(config, batch_size=config.batch_size or default)
 
     def standin_spec(self) -> standin.StandinSpec:
         cfg = self.config

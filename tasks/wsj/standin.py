@@ -75,7 +75,7 @@ class StandinSpec:
 
     train_utterances: int = 3000
     test_utterances: int = 400
-    vocabulary: int = 250
+    vocabulary: int = 100
     min_words: int = 3
     max_words: int = 7
     rates: tuple[int, int] = (150, 210)  # words per minute, uniform
