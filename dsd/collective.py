@@ -47,14 +47,15 @@ class PhaseMismatchError(RuntimeError):
 
 class PhaseAgreement:
     """The ranks compare how many ``prune()`` / ``redense()`` calls each has made, on a side gloo
-    group with a short timeout: at every such call, and every ``every`` optimizer steps.
+    group with a short timeout: at every such call (counting the call itself), every ``every``
+    optimizer steps, and, for a DDP model, before every training forward.
 
     A rank that calls ``prune()`` alone would otherwise wait in the mask broadcast until the
-    default 30-minute timeout, with a message that never names DSD. Here the rank that did not
-    call it reaches its next periodic check within a few steps, that check pairs with the others'
-    and every rank sees the counts differ; if it never comes, the others give up after
-    ``timeout_s`` seconds. Either way every rank raises ``PhaseMismatchError`` naming the call.
-    Without a process group (or with one rank) nothing is checked.
+    default 30-minute timeout, with a message that never names DSD, while its peers wait in DDP's
+    gradient all-reduce. Here the peers' next check (their next forward under DDP, else their next
+    periodic step check) pairs with that call, the counts differ by one, and every rank raises
+    ``PhaseMismatchError`` naming the call. If no check ever comes, the calling rank gives up after
+    ``timeout_s`` seconds. Without a process group (or with one rank) nothing is checked.
     """
 
     def __init__(self, every: int = 20, timeout_s: float = 60.0) -> None:
@@ -66,7 +67,8 @@ class PhaseAgreement:
             self.group = dist.new_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
 
     def check(self, calls: int, where: str) -> None:
-        """Raise on every rank unless all ranks have made ``calls`` phase calls."""
+        """Raise on every rank unless all ranks count ``calls`` phase calls (a ``prune()`` or
+        ``redense()`` in progress counts itself)."""
         if self.group is None:
             return
         counts = torch.tensor([calls, -calls], dtype=torch.int64)
@@ -80,7 +82,7 @@ class PhaseAgreement:
         most, fewest = int(counts[0]), -int(counts[1])
         if most != fewest:
             raise PhaseMismatchError(
-                f"DSD {where}: the ranks disagree on the phase: this rank has made {calls} prune()/"
-                f"redense() calls, the ranks between {fewest} and {most}; every rank must call "
-                "prune() and redense() at the same step"
+                f"DSD {where}: the ranks disagree on the phase: this rank counts {calls} prune()/"
+                f"redense() calls, the ranks between {fewest} and {most} (one rank called prune() or "
+                "redense() alone?); every rank must call prune() and redense() at the same step"
             )

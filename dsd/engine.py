@@ -97,6 +97,11 @@ class DSD:
             self.optimizer.register_step_pre_hook(self._before_step),
             self.optimizer.register_step_post_hook(self._after_step),
         ]
+        if isinstance(model, nn.parallel.DistributedDataParallel) and self.agreement.group is not None:
+            # DDP's backward waits for every rank: a rank whose peer is inside prune() alone would
+            # block there, never reaching a step check. Checking before each training forward
+            # pairs it with that prune() at once (one 16-byte all-reduce on the side group).
+            self._hooks.append(model.register_forward_pre_hook(self._before_forward))
 
     # ----------------------------------------------------------------- inspection
     @property
@@ -171,7 +176,7 @@ class DSD:
                 "call redense() first, the mask is fixed for the whole sparse phase"
             )
         self._check_in_optimizer()
-        self.agreement.check(len(self.history), "prune()")
+        self.agreement.check(len(self.history) + 1, "prune()")
         _finite_on_every_rank(self.tensors)
         params = [t.param for t in self.tensors]
         if criterion == "random":
@@ -195,7 +200,7 @@ class DSD:
             raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
         if restart == "reinit" and generator is None:
             raise ValueError("restart='reinit' needs a generator= (the draw is the same on every rank)")
-        self.agreement.check(len(self.history), "redense()")
+        self.agreement.check(len(self.history) + 1, "redense()")
         self._check_lapse()
         with torch.no_grad():
             self.apply_masks()
@@ -261,6 +266,10 @@ class DSD:
         if self._masks is None:
             return
         masklib.apply_masks_([t.param for t in self.tensors], self._masks)
+
+    def _before_forward(self, module: nn.Module, args: Any) -> None:
+        if module.training:  # evaluation may run different batch counts on different ranks
+            self.agreement.check(len(self.history), "forward")
 
     def _before_step(self, optimizer: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         self._steps += 1
