@@ -4,12 +4,12 @@ lives, which updates are provably zero for a pruned entry, and what a fresh entr
 - **Wrappers.** Accelerate's ``AcceleratedOptimizer`` holds the torch optimizer as ``.optimizer``
   (and has no step hooks of its own); those are seen through. ``ZeroRedundancyOptimizer`` is a torch
   optimizer whose per-parameter state lives in its local shard, ``.optim.state``.
-- **One masking pass per step.** For every first-order optimizer in ``torch.optim``, an entry whose
+- **One masking pass per step.** For every element-wise optimizer in ``torch.optim``, an entry whose
   gradient is 0 and whose state is 0 gets an update of exactly 0 (momentum, Nesterov, Adam's
   moments, decoupled or coupled weight decay of a zero weight, Adagrad's, RMSprop's, Adadelta's,
   Adamax's, Rprop's sign, ASGD's shrink). Masking the gradient before ``step()`` therefore keeps a
   pruned weight at 0; re-masking the weights after it is a guard kept for the optimizers outside
-  that set (LBFGS, anything custom).
+  that set (LBFGS; Muon, whose orthogonalised update mixes the entries of a matrix; anything custom).
 - **Fresh state.** At re-dense a restored entry restarts from the state the optimizer gives a new
   parameter: 0 for most, but Rprop's step size starts at the learning rate and Adagrad's sum at
   ``initial_accumulator_value``.
