@@ -157,17 +157,23 @@ def test_a_tied_embedding_is_never_pruned_by_default_and_either_alias_can_be_inc
 
 
 # ----------------------------------------------------------------------------- 4. fresh state
-def test_rprop_restored_entries_restart_from_its_initial_step_size() -> None:
-    """Before: re-dense left Rprop's ``step_size`` of restored entries at 0, which Rprop clamps to
-    ``step_size_min``: they moved 10^4 times less than a fresh parameter would."""
+def _through_redense(make) -> tuple[SmallNet, torch.optim.Optimizer, dsd.DSD, dict[str, torch.Tensor]]:
+    """Dense steps, prune at 50 %, sparse steps, re-dense: what the optimizer holds after."""
     model = make_net()
-    optimizer = torch.optim.Rprop(model.parameters(), lr=0.01)
+    optimizer = make(model.parameters())
     engine = dsd.DSD(model, optimizer)
     train(model, optimizer, 3)
     engine.prune(0.5)
     masks = frozen(engine.masks)
     train(model, optimizer, 3, start=3)
     engine.redense()
+    return model, optimizer, engine, masks
+
+
+def test_rprop_restored_entries_restart_from_its_initial_step_size() -> None:
+    """Before: re-dense left Rprop's ``step_size`` of restored entries at 0, which Rprop clamps to
+    ``step_size_min``: they moved 10^4 times less than a fresh parameter would."""
+    model, optimizer, engine, masks = _through_redense(lambda p: torch.optim.Rprop(p, lr=0.01))
     for name, mask in masks.items():
         step_size = optimizer.state[model.get_parameter(name)]["step_size"]
         assert torch.equal(step_size[~mask], torch.full_like(step_size[~mask], 0.01)), name
@@ -179,14 +185,9 @@ def test_rprop_restored_entries_restart_from_its_initial_step_size() -> None:
 def test_adagrad_restored_entries_restart_from_its_initial_accumulator() -> None:
     """Before: Adagrad's ``sum`` of restored entries restarted from 0, not from the optimizer's
     ``initial_accumulator_value``."""
-    model = make_net()
-    optimizer = torch.optim.Adagrad(model.parameters(), lr=0.1, initial_accumulator_value=0.5)
-    engine = dsd.DSD(model, optimizer)
-    train(model, optimizer, 3)
-    engine.prune(0.5)
-    masks = frozen(engine.masks)
-    train(model, optimizer, 3, start=3)
-    engine.redense()
+    model, optimizer, _, masks = _through_redense(
+        lambda p: torch.optim.Adagrad(p, lr=0.1, initial_accumulator_value=0.5)
+    )
     for name, mask in masks.items():
         total = optimizer.state[model.get_parameter(name)]["sum"]
         assert torch.equal(total[~mask], torch.full_like(total[~mask], 0.5)), name
