@@ -186,6 +186,11 @@ def kth_smallest_magnitude(tensors: Sequence[torch.Tensor], k: int) -> _Threshol
         tied = _tied_edge(tensors, k, below, lo, hi, dtype)
         if tied is not None:
             return tied
+        if lo < hi:  # the k-th lies between the heavy edges (or the sample missed): collect without them
+            lo = _bits_to_float(_float_to_bits(lo, dtype) + 1, dtype)
+            hi = _bits_to_float(_float_to_bits(hi, dtype) - 1, dtype)
+            if lo <= hi:
+                below, cands = _count_and_collect(tensors, lo, hi, budget, dtype)
     if cands is None or not below < k <= below + cands.numel():
         # The sample missed (or huge ties): bisect float bit patterns (non-negative floats sort
         # like their bit patterns) until the bracket holds few enough values to collect.
