@@ -38,27 +38,10 @@ from torch import nn
 import dsd
 import dsd.masks as masklib
 from dsd.errors import ConfigError
+from tests.engine.test_held_everywhere import _step as step
+from tests.engine.test_held_everywhere import frozen, loss_of, make_net
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-class SmallNet(nn.Module):
-    """A first conv (kept dense by the paper's rule), a second conv and a classifier."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3)
-        self.conv2 = nn.Conv2d(4, 6, 3)
-        self.fc = nn.Linear(6 * 4 * 4, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.tanh(self.conv2(torch.tanh(self.conv1(x))))
-        return self.fc(x.flatten(1))
-
-
-def make_net(seed: int = 0) -> SmallNet:
-    torch.manual_seed(seed)
-    return SmallNet()
 
 
 def make_mlp(seed: int = 0) -> nn.Module:
@@ -67,37 +50,9 @@ def make_mlp(seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 32), nn.Tanh(), nn.Linear(32, 5))
 
 
-def loss_of(model: nn.Module, seed: int) -> torch.Tensor:
-    """A fixed batch per ``seed`` (drawn from its own generator, not the global RNG)."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(8, 3, 8, 8, generator=gen)
-    y = torch.randint(0, 5, (8,), generator=gen)
-    return nn.functional.cross_entropy(model(x), y)
-
-
-def step(model: nn.Module, optimizer: torch.optim.Optimizer, i: int) -> None:
-    """One training step on batch ``i`` (through a closure for LBFGS, which needs one)."""
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_of(model, i)
-        loss.backward()
-        return loss
-
-    if isinstance(optimizer, torch.optim.LBFGS):
-        optimizer.step(closure)
-    else:
-        closure()
-        optimizer.step()
-
-
 def train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int, start: int = 0) -> None:
     for i in range(start, start + steps):
         step(model, optimizer, i)
-
-
-def frozen(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: mask.clone() for name, mask in masks.items()}
 
 
 def pruned_values(model: nn.Module, masks: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -10,42 +10,19 @@ the engine before the contract (commit 485749c); the failure is named in the tes
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 import dsd
+from tests.engine.test_held_everywhere_ddp import Net, run_on_two_ranks
 
-WORLD_SIZE = 2
 JOIN_TIMEOUT_S = 90
 #: How long the timeout scenario's agreement waits for a peer that never checks.
 SHORT_TIMEOUT_S = 1.0
-
-
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(12, 16)
-        self.out = nn.Linear(16, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.tanh(self.hidden(x)))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, rank: int, i: int) -> None:
@@ -178,36 +155,8 @@ SCENARIOS: dict[str, Callable[[int], dict]] = {
 }
 
 
-def _worker(rank: int, port: int, scenario: str, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
-    try:
-        result = SCENARIOS[scenario](rank)
-    except Exception:
-        result = {"crash": traceback.format_exc()}
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
-    os._exit(0)  # skip destroy_process_group: after a mismatch the ranks' groups disagree
-
-
 def _run(scenario: str, tmp_path: Path) -> list[dict]:
-    context = mp.start_processes(
-        _worker,
-        args=(_free_port(), scenario, str(tmp_path)),
-        nprocs=WORLD_SIZE,
-        join=False,
-        start_method="spawn",
-    )
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"{scenario}: the ranks hung for {JOIN_TIMEOUT_S} s")
-    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
-    for rank, result in enumerate(results):
-        assert "crash" not in result, f"rank {rank}:\n{result.get('crash')}"
-    return results
+    return run_on_two_ranks(SCENARIOS[scenario], tmp_path, JOIN_TIMEOUT_S)
 
 
 def test_zero_with_adagrad_zeroes_the_pruned_accumulators_and_restarts_them_at_the_initial_value(

@@ -146,19 +146,23 @@ SCENARIOS: dict[str, Callable[[int], dict]] = {
 }
 
 
-def _worker(rank: int, port: int, scenario: str, out_dir: str) -> None:
+def _worker(rank: int, port: int, scenario: Callable[[int], dict], out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
     try:
-        result = SCENARIOS[scenario](rank)
+        result = scenario(rank)
     except Exception:
         result = {"crash": traceback.format_exc()}
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     os._exit(0)  # skip destroy_process_group: after a lone prune the peers' groups disagree
 
 
-def _run(scenario: str, tmp_path: Path) -> list[dict]:
+def run_on_two_ranks(
+    scenario: Callable[[int], dict], tmp_path: Path, timeout_s: float = JOIN_TIMEOUT_S
+) -> list[dict]:
+    """``scenario(rank)`` on 2 spawned gloo ranks (a module-level function); what each returned.
+    A hang fails the test after ``timeout_s``; a crash on a rank fails it with its traceback."""
     context = mp.start_processes(
         _worker,
         args=(_free_port(), scenario, str(tmp_path)),
@@ -166,16 +170,20 @@ def _run(scenario: str, tmp_path: Path) -> list[dict]:
         join=False,
         start_method="spawn",
     )
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
             for process in context.processes:
                 process.kill()
-            pytest.fail(f"{scenario}: the ranks hung for {JOIN_TIMEOUT_S} s")
+            pytest.fail(f"{scenario.__name__}: the ranks hung for {timeout_s:g} s")
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
     for rank, result in enumerate(results):
         assert "crash" not in result, f"rank {rank}:\n{result.get('crash')}"
     return results
+
+
+def _run(scenario: str, tmp_path: Path) -> list[dict]:
+    return run_on_two_ranks(SCENARIOS[scenario], tmp_path)
 
 
 def test_zero_redundancy_state_of_pruned_entries_is_zeroed_and_restarts_at_zero(tmp_path: Path) -> None:
