@@ -5,7 +5,6 @@ held on the other paths users take to the same place.
 - non-finite gradients arriving through a closure, or masked inside backward before clipping;
 - a tied weight named by its second alias in ``exclude=``;
 - fresh optimizer state looked up per parameter group (Rprop's ``lr``, Adagrad's accumulator);
-- LBFGS with a dense-phase history and a strong-Wolfe line search;
 - a lapsed mask: its cause named, the engine left sparse and recoverable;
 - a sparse state loaded into an engine that is already sparse with another mask;
 - tensor-parallel DTensors (not only ``fully_shard``'s) refused;
@@ -205,38 +204,6 @@ def test_restored_entries_restart_from_the_fresh_state_of_their_own_parameter_gr
     for mask_name, expected in (("conv2.weight", first), ("fc.weight", second)):
         restored = optimizer.state[model.get_parameter(mask_name)][key][~masks[mask_name]]
         assert torch.equal(restored, torch.full_like(restored, expected)), f"{mask_name} {key}"
-
-
-# ----------------------------------------------------------------------------- 6. LBFGS, line search
-def test_lbfgs_with_a_dense_history_and_a_line_search_keeps_pruned_weights_at_zero() -> None:
-    """LBFGS's curvature pairs from the dense phase give its first sparse directions entries at
-    pruned positions, and the strong-Wolfe line search evaluates the closure at trial points
-    along them. Before: the closure saw (and trained) pruned weights away from 0."""
-    model = make_net()
-    optimizer = torch.optim.LBFGS(
-        model.parameters(), lr=1.0, max_iter=4, history_size=6, line_search_fn="strong_wolfe"
-    )
-    engine = dsd.DSD(model, optimizer)
-    train(model, optimizer, 2)  # a dense history in LBFGS's state
-    engine.prune(0.5)
-    masks = frozen(engine.masks)
-    kept_before = torch.cat([model.get_parameter(n).detach()[m] for n, m in masks.items()])
-    seen: list[float] = []  # the largest pruned |w| at each evaluation of the closure
-    for i in range(2, 4):
-
-        def closure(i: int = i) -> torch.Tensor:
-            seen.append(pruned_values(model, masks).abs().max().item())
-            optimizer.zero_grad()
-            loss = loss_of(model, i)
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-    assert len(seen) > 2, "no inner iterations or line search to test"
-    assert seen == [0.0] * len(seen), f"the closure saw pruned weights up to {max(seen):.3g}"
-    assert_pruned_zero(model, masks)
-    kept = torch.cat([model.get_parameter(n).detach()[m] for n, m in masks.items()])
-    assert not torch.equal(kept, kept_before), "the sparse steps did not train"
 
 
 # ----------------------------------------------------------------------------- 7. a lapsed mask

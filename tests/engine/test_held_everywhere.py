@@ -194,17 +194,34 @@ def test_adagrad_restored_entries_restart_from_its_initial_accumulator() -> None
 
 
 # ----------------------------------------------------------------------------- 6. closures
-def test_lbfgs_inner_iterations_keep_pruned_weights_at_zero() -> None:
+#: LBFGS as users run it: plain, and with a dense history from the dense phase and the strong-Wolfe
+#: line search (its curvature pairs give the first sparse directions entries at pruned positions,
+#: and the line search evaluates the closure at trial points along them).
+LBFGS_SETTINGS = {
+    "plain": ({"lr": 0.5, "max_iter": 6, "history_size": 4}, 0),
+    "dense-history-line-search": (
+        {"lr": 1.0, "max_iter": 4, "history_size": 6, "line_search_fn": "strong_wolfe"},
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", list(LBFGS_SETTINGS))
+def test_lbfgs_inner_iterations_keep_pruned_weights_at_zero(setting: str) -> None:
     """Before: only the first closure evaluation saw masked gradients; LBFGS's inner iterations
     moved the pruned weights, and the closure evaluated the loss at a dense point (the weights
     were masked again only after the step)."""
+    kwargs, dense_steps = LBFGS_SETTINGS[setting]
     model = make_net()
-    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=6, history_size=4)
+    optimizer = torch.optim.LBFGS(model.parameters(), **kwargs)
     engine = dsd.DSD(model, optimizer)
+    for i in range(dense_steps):
+        _step(model, optimizer, i)
     engine.prune(0.5)
     masks = frozen(engine.masks)
+    kept_before = torch.cat([model.get_parameter(n).detach()[m] for n, m in masks.items()])
     seen: list[float] = []  # the largest pruned |w| at each evaluation of the closure
-    for i in range(3):
+    for i in range(dense_steps, dense_steps + 3):
 
         def closure(i: int = i) -> torch.Tensor:
             seen.append(pruned_values(engine, masks).abs().max().item())
@@ -219,6 +236,7 @@ def test_lbfgs_inner_iterations_keep_pruned_weights_at_zero() -> None:
     assert_pruned_zero(engine, masks)
     kept = torch.cat([model.get_parameter(n).detach()[m] for n, m in masks.items()])
     assert (kept != 0).all()
+    assert not torch.equal(kept, kept_before), "the sparse steps did not train"
 
 
 # ----------------------------------------------------------------------------- 7. replaced optimizer
