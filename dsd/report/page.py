@@ -33,7 +33,7 @@ from dsd.report.render import html_text, render_html
 from dsd.report.runs import ReportWarning, load_runs
 from dsd.report.studies import Study, group_studies
 from dsd.report.sweeps import Sweep, load_sweeps
-from dsd.report.tables import TableFile, table_documents, write_tables
+from dsd.report.tables import TableFile, add_source_arguments, table_documents, write_tables
 
 #: A dataset label holding this marks a stand-in (the tasks name theirs "digits stand-in", ...).
 STANDIN = "stand-in"
@@ -366,13 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``dsd-suite report``: rebuild the tables and figures from the runs, then the page; prints
     the page's path last."""
     parser = argparse.ArgumentParser(prog="dsd-suite report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="run records to read")
-    parser.add_argument(
-        "--paper",
-        type=Path,
-        default=None,
-        help="the paper's numbers (CSV files); default: those shipped with dsd",
-    )
+    add_source_arguments(parser)
     parser.add_argument("--tables", type=Path, default=Path("results/tables"), help="where the tables go")
     parser.add_argument("--figures", type=Path, default=Path("results/figures"), help="where the PNGs are")
     parser.add_argument("--out", type=Path, default=Path("results/report.html"), help="the page to write")

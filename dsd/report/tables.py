@@ -106,9 +106,8 @@ def build_tables(runs_dir: Path, paper_dir: Path | None, out_dir: Path) -> list[
     return write_tables(table_documents(runs_dir, paper_dir), out_dir)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``dsd-suite tables``: build the tables; skipped runs are listed on stderr."""
-    parser = argparse.ArgumentParser(prog="dsd-suite tables", description=__doc__.split("\n\n")[0])
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--runs`` and ``--paper``: what every command that builds tables reads from."""
     parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="run records to read")
     parser.add_argument(
         "--paper",
@@ -116,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="the paper's numbers (CSV files); default: those shipped with dsd",
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``dsd-suite tables``: build the tables; skipped runs are listed on stderr."""
+    parser = argparse.ArgumentParser(prog="dsd-suite tables", description=__doc__.split("\n\n")[0])
+    add_source_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="where the tables go")
     parser.add_argument("--show", action="store_true", help="print the overview (markdown) when done")
     args = parser.parse_args(argv)
