@@ -76,6 +76,7 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m dsd.bench.engine
 	$(PY) -m dsd.bench.loop
+	$(PY) -m dsd.bench.agreement
 	$(SUITE) bench imagenet
 
 # ---------------------------------------------------------------- the paper's studies
