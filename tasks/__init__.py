@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from dsd.run.adapter import TaskAdapter
+from dsd.taskkit.adapter import TaskAdapter
 
 #: name -> "module:Class"; lazy so that one task's heavy imports never slow another's.
 REGISTRY: dict[str, str] = {

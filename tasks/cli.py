@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsd.records.run import METHODS, STUDY_METHODS
 from dsd.run import dist
-from dsd.run.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
-from dsd.run.config import add_config_flags, choices_of, config_from_args, help_of, help_text
 from dsd.run.plan import plan_study
 from dsd.run.plan import render as render_plan
 from dsd.run.preflight import preflight
-from dsd.run.records import METHODS, STUDY_METHODS
 from dsd.run.study import RunConfig, run_study
 from dsd.run.sweep import check_sparsities, run_sweep
+from dsd.taskkit.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
+from dsd.taskkit.config import add_config_flags, choices_of, config_from_args, help_of, help_text
 from tasks import get_task, task_names
 from tasks.cli_errors import DEBUG_ENV, ArgumentParser, UsageError, run_guarded, split_debug
 
@@ -56,7 +56,7 @@ def data_from_env(task: str) -> Path | None:
 # ---------------------------------------------------------------------- flags
 class _HelpFormatter(argparse.HelpFormatter):
     """An on/off flag whose text does not say its default gets it appended (literal ``%`` in
-    help texts are escaped where the texts are made: ``dsd.run.config.help_text``)."""
+    help texts are escaped where the texts are made: ``dsd.taskkit.config.help_text``)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action)

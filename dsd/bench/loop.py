@@ -33,14 +33,15 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd import files
-from dsd.run import dist, records
-from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
-from dsd.run.folder import RunFolder
-from dsd.run.loop import RunLoop, RunPlan
-from dsd.run.records import RunRecord
+from dsd.records.layout import RunFolder
+from dsd.records.run import RunRecord
+from dsd.run import dist
 from dsd.run.settings import LoopConfig
+from dsd.run.training.loop import RunLoop, RunPlan
 from dsd.schedule import Schedule
+from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.taskkit.environment import library_versions
+from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
 
 
 class _ReadyBatches(Dataset):
@@ -163,7 +164,7 @@ def bare_loop(model_fn: Any, batches: list[Any], device: torch.device) -> Timing
 
 
 def suite_loop(model_fn: Any, batches: list[Any], device: torch.device, sparse: bool) -> Timings:
-    """``dsd.run.loop.RunLoop`` on the same batches (dense, or a sparse phase)."""
+    """``dsd.run.training.loop.RunLoop`` on the same batches (dense, or a sparse phase)."""
     task = _BenchTask(batches, model_fn)
     task.device_for_sync = device
     text = "S30%:1@0.01" if sparse else "D:1@0.01"
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
     result = measure(torch.device(args.device), args.rounds, args.steps, args.image, args.batch)
-    result["versions"] = records.library_versions()
+    result["versions"] = library_versions()
     path = args.out / f"loop-overhead-{torch.device(args.device).type}.json"
     files.atomic_write_json(path, result)
     med = result["median_step_s"]

@@ -1,6 +1,6 @@
 """The reporting room: tables and figures from finished runs, beside the paper's numbers.
 
-It only reads: run folders (through ``dsd.run.records`` and ``dsd.run.folder``) and the paper's
+It only reads: run folders (through ``dsd.records.run`` and ``dsd.records.layout``) and the paper's
 published figures (``dsd/report/published/*.csv``), and writes ``results/tables``,
 ``results/figures`` and ``results/report.html``.
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from dsd.records.run import ABLATIONS
 from dsd.report.cells import ROLE_LABELS, comparison_label, metric_label, verdict_names
 from dsd.report.paper import report_split
 from dsd.report.render import Table
 from dsd.report.stats import paired_gain, rows_where, stat_where
 from dsd.report.studies import Study
-from dsd.run.records import ABLATIONS
 
 #: What DSD is compared with in the ablation table, in order.
 AGAINST = (*ABLATIONS, "dense-control")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dsd.records.run import METHODS, STUDY_METHODS
 from dsd.report.paper import PaperCell
 from dsd.report.stats import MISSING
 from dsd.report.studies import Study
-from dsd.run.records import METHODS, STUDY_METHODS
 
 #: What the tables compare: each method's final metrics, and the DSD run after its first sparse phase.
 ROLES = ("baseline", "sparse", "dsd", "dense-control")

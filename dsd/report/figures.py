@@ -3,7 +3,7 @@
 - ``plot_histograms``: one PNG, five panels, of the tensor a DSD run recorded in
   ``histograms.json`` at the paper's five moments (dense; just pruned, with its hole around zero;
   after sparse retraining; start of re-dense, with its spike of restored zeros; after re-dense).
-  All panels share the bins fixed from the dense weights (``dsd.run.histograms``).
+  All panels share the bins fixed from the dense weights (``dsd.run.training.histograms``).
 - ``plot_curves``: training loss and the primary validation metric of a study's three methods
   against epochs: the baseline, then the DSD branch and the dense control continuing from its
   end, with the phase boundaries marked and sparse phases shaded; one thin line per seed.
@@ -34,12 +34,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dsd.files import atomic_write_bytes
+from dsd.records.layout import RunFolder, read_jsonl
 from dsd.report.cells import ROLE_LABELS
 from dsd.report.runs import Run, SkippedRunWarning, load_runs, skipped_runs_on_stderr
 from dsd.report.studies import Study, group_studies
 from dsd.report.sweeps import load_sweeps, plot_sweep
-from dsd.run.folder import RunFolder, read_jsonl
-from dsd.run.histograms import MOMENTS
+from dsd.run.training.histograms import MOMENTS
 
 COLORS = {"baseline": "#222222", "dsd": "#1f77b4", "dense-control": "#ff7f0e"}
 

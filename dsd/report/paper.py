@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from dsd.records.run import METHODS
 from dsd.report.runs import ReportWarning
-from dsd.run.records import METHODS
 
 if TYPE_CHECKING:
     from dsd.report.studies import Study

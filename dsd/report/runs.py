@@ -1,8 +1,8 @@
 """Reading finished runs: which seed folders count, and what each one measured.
 
 A run folder (``results/runs/<task>-<model>/<method>-<hash8>/seed<N>/``, its files named in
-``dsd.run.folder``) counts once it holds ``done`` and a ``result.json`` that
-``dsd.run.records.RunResult.from_json`` accepts. Anything else is skipped with a
+``dsd.records.layout``) counts once it holds ``done`` and a ``result.json`` that
+``dsd.records.run.RunResult.from_json`` accepts. Anything else is skipped with a
 ``SkippedRunWarning`` naming the folder and why, never an exception: one torn write must not cost
 the tables of a hundred good runs.
 
@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsd.run.folder import DONE_MARKER, RECORD_FILES, RESULT_FILE, RunFolder
-from dsd.run.records import RunResult, load_result
+from dsd.records.layout import DONE_MARKER, RECORD_FILES, RESULT_FILE, RunFolder
+from dsd.records.run import RunResult, load_result
 
 
 class ReportWarning(UserWarning):

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from dsd.records.run import Metrics, RunResult
 from dsd.report.runs import Run
-from dsd.run.fingerprint import SHORT_LENGTH
-from dsd.run.records import Metrics, RunResult
 from dsd.schedule import Schedule
+from dsd.taskkit.fingerprint import SHORT_LENGTH
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Tables from run records: our numbers beside the paper's, as markdown, LaTeX and CSV.
 
-Reads every finished run under ``results/runs`` (see the run-record contract in ``dsd.run.records``)
+Reads every finished run under ``results/runs`` (see the run-record contract in ``dsd.records.run``)
 and writes to ``results/tables``:
 
 - ``overview.*``: one row per study (task + model on one dataset and recipe), like the paper's

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from dsd.records.run import METHODS, PhaseResult
 from dsd.report.ablations import ablation_tables
 from dsd.report.cells import (
     COMPARISONS,
@@ -41,7 +42,6 @@ from dsd.report.paper import (
 from dsd.report.render import Document, Table
 from dsd.report.stats import GAIN_RULE, MISSING, Gain, Stat, paired_gain, rows_where, stat_where
 from dsd.report.studies import Study
-from dsd.run.records import METHODS, PhaseResult
 
 
 def task_order(studies: Sequence[Study], paper: pd.DataFrame) -> list[str]:

@@ -20,15 +20,15 @@ from torch import nn
 
 from dsd import selection
 from dsd.engine import DSD
-from dsd.run.adapter import TaskAdapter
-from dsd.run.folder import RunFolder
-from dsd.run.loop import phase_step_counts
+from dsd.records.layout import RunFolder
+from dsd.records.run import load_record
 from dsd.run.preflight import Preflight
-from dsd.run.records import load_record
 from dsd.run.settings import RunConfig
 from dsd.run.study import BRANCHES, baseline_folder, branch_folder, start_identity
-from dsd.run.summary import DataSummary
+from dsd.run.training.loop import phase_step_counts
 from dsd.schedule import Schedule
+from dsd.taskkit.adapter import TaskAdapter
+from dsd.taskkit.summary import DataSummary
 
 REUSED, RESUMES, NEW, UNKNOWN = "done: reused", "unfinished: resumes", "new", "unknown yet"
 

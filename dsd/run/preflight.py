@@ -20,13 +20,13 @@ from torch import nn
 
 from dsd.errors import CheckpointError, ConfigError
 from dsd.files import safe_torch_load
-from dsd.run.adapter import TaskAdapter
-from dsd.run.records import METHODS
+from dsd.records.run import METHODS
 from dsd.run.settings import RunConfig
 from dsd.run.study import study_recipe
-from dsd.run.summary import DataSummary
-from dsd.run.weights import load_model_weights
 from dsd.schedule import Schedule
+from dsd.taskkit.adapter import TaskAdapter
+from dsd.taskkit.summary import DataSummary
+from dsd.taskkit.weights import load_model_weights
 
 
 @dataclass

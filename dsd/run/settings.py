@@ -13,8 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsd.run.config import param
-from dsd.run.records import METHODS, STUDY_METHODS
+from dsd.records.run import METHODS, STUDY_METHODS
+from dsd.taskkit.config import param
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 

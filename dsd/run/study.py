@@ -23,17 +23,18 @@ import torch
 
 from dsd.errors import CheckpointError, ConfigError
 from dsd.files import file_sha256, safe_torch_load
+from dsd.records.layout import RunFolder
+from dsd.records.run import METHODS, RunRecord, config_hash, load_record, load_result
 from dsd.run import dist
-from dsd.run.adapter import TaskAdapter
-from dsd.run.config import config_fields, non_default_fields
-from dsd.run.fingerprint import DataFingerprint, skipped_record
-from dsd.run.folder import RunFolder
-from dsd.run.histograms import HistogramCapture
-from dsd.run.loop import RunLoop, RunPlan
-from dsd.run.records import METHODS, RunRecord, config_hash, library_versions, load_record, load_result
 from dsd.run.settings import RunConfig
-from dsd.run.weights import load_model_weights
+from dsd.run.training.histograms import HistogramCapture
+from dsd.run.training.loop import RunLoop, RunPlan
 from dsd.schedule import Schedule
+from dsd.taskkit.adapter import TaskAdapter
+from dsd.taskkit.config import config_fields, non_default_fields
+from dsd.taskkit.environment import library_versions
+from dsd.taskkit.fingerprint import DataFingerprint, skipped_record
+from dsd.taskkit.weights import load_model_weights
 
 __all__ = [
     "RunConfig",

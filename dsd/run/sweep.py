@@ -22,12 +22,12 @@ from typing import Any
 
 from dsd.errors import ConfigError
 from dsd.files import atomic_write_json, read_json
+from dsd.records.run import STUDY_METHODS, config_hash
 from dsd.run import dist
-from dsd.run.adapter import TaskAdapter
-from dsd.run.records import STUDY_METHODS, config_hash
 from dsd.run.settings import RunConfig
 from dsd.run.study import run_study, study_recipe
 from dsd.schedule import Schedule
+from dsd.taskkit.adapter import TaskAdapter
 
 SWEEPS_FOLDER = "sweeps"
 MANIFEST_FORMAT = 1

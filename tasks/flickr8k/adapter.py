@@ -37,10 +37,10 @@ from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
-from dsd.run import hf_data
-from dsd.run.adapter import MetricSpec, TaskAdapter
-from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
-from dsd.run.summary import DataSummary
+from dsd.taskkit import hf_data
+from dsd.taskkit.adapter import MetricSpec, TaskAdapter
+from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.summary import DataSummary
 from tasks.flickr8k import bleu, corpus, features, hf, standin
 from tasks.flickr8k.batches import EvalImages, PreparedData, TrainCaptions, collate, standardized
 from tasks.flickr8k.config import (

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsd.run.adapter import TaskConfig
-from dsd.run.config import param
 from dsd.schedule import PAPER_RECIPES
+from dsd.taskkit.adapter import TaskConfig
+from dsd.taskkit.config import param
 from tasks.flickr8k import corpus, features
 
 #: The paper's phases; RMSprop at a constant rate inside each (NeuralTalk had no LR schedule).

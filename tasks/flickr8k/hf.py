@@ -1,5 +1,5 @@
 """Flickr-8K as its Hugging Face copies hold it: parquet shards, a hub cache snapshot of them, or
-a ``save_to_disk`` folder (``dsd.run.hf_data`` finds which).
+a ``save_to_disk`` folder (``dsd.taskkit.hf_data`` finds which).
 
 Columns: ``image`` (the encoded JPEG) and the five captions, either as ``caption_0`` ...
 ``caption_4`` or as one column of lists (``captions``, ``caption``, ``sentences``, ...). Splits:
@@ -25,8 +25,8 @@ from typing import Any
 
 from PIL import Image
 
-from dsd.run import hf_data
-from dsd.run.hf_data import HFDataError, HFSource, HFSplit
+from dsd.taskkit import hf_data
+from dsd.taskkit.hf_data import HFDataError, HFSource, HFSplit
 from tasks.flickr8k.corpus import SPLITS, Corpus, Issues, check_disjoint
 from tasks.flickr8k.text import tokenize
 

@@ -10,7 +10,7 @@ BLEU-4 is far from 100 and the dense baseline leaves room for DSD to show a diff
 
 Written in Flickr-8K's own files (``Flickr8k_text/Flickr8k.token.txt`` with the split lists,
 ``Flicker8k_Dataset/*.jpg``) so the real loader reads it. Built once, atomically
-(``dsd.run.standin.build_once``), in a folder named by the generator's version.
+(``dsd.taskkit.standin.build_once``), in a folder named by the generator's version.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dsd.run.standin import build_once
+from dsd.taskkit.standin import build_once
 from tasks.flickr8k.corpus import IMAGE_FOLDERS, SPLIT_FILES, TOKEN_FILE
 
 VERSION = 2

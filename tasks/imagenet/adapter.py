@@ -10,7 +10,6 @@ the run record and the run's hash all see the values actually used.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -22,11 +21,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
-from dsd.run import hf_data
-from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
-from dsd.run.config import param
-from dsd.run.fingerprint import DataFingerprint
-from dsd.run.summary import DataSummary
+from dsd.taskkit import hf_data
+from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
+from dsd.taskkit.config import param
+from dsd.taskkit.environment import available_cores
+from dsd.taskkit.fingerprint import DataFingerprint
+from dsd.taskkit.summary import DataSummary
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
 from tasks.imagenet.hf import HFImageData
@@ -189,7 +189,9 @@ class ImageNetTask(TaskAdapter):
             )
         if self.is_standin:
             facts["standin"] = dataclasses.asdict(StandinSpec())
-        facts.update(self._hf.summary(_cores()) if self._hf is not None else datalib.summary(self._tree()))
+        facts.update(
+            self._hf.summary(available_cores()) if self._hf is not None else datalib.summary(self._tree())
+        )
         return facts
 
     # ------------------------------------------------------------------ preparation
@@ -197,9 +199,9 @@ class ImageNetTask(TaskAdapter):
         """Build the stand-in if needed; list the tree (or read the Hugging Face dataset's shards)
         and verify every image once (cached)."""
         if self._hf is not None:
-            self._hf.verified(_cores())
+            self._hf.verified(available_cores())
             return
-        self._tree(workers=_cores())
+        self._tree(workers=available_cores())
 
     def _root(self) -> Path:
         if self.is_standin:
@@ -216,7 +218,9 @@ class ImageNetTask(TaskAdapter):
         """The checked, verified tree (memoised); refuses bad images unless told to skip them."""
         if self._index is None:
             root = self._root()
-            index = datalib.load_index(root, self.cache_dir, workers or _cores(), splits=self._splits(root))
+            index = datalib.load_index(
+                root, self.cache_dir, workers or available_cores(), splits=self._splits(root)
+            )
             self._refuse_bad(index)
             self._index = index
         return self._index
@@ -279,7 +283,7 @@ class ImageNetTask(TaskAdapter):
 
     def data_fingerprint(self) -> DataFingerprint:
         if self._hf is not None:
-            return self._hf.fingerprint(_cores())
+            return self._hf.fingerprint(available_cores())
         return datalib.fingerprint(self._tree())
 
     def skipped_inputs(self) -> dict[str, list[str]]:
@@ -424,7 +428,3 @@ def resolve_config(config: ImageNetConfig, standin: bool) -> ImageNetConfig:
         min_crop_scale=min_crop_scale,
         weight_decay=spec.weight_decay if config.weight_decay < 0 else config.weight_decay,
     )
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -37,9 +37,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from dsd import files
-from dsd.run import records
-from dsd.run.parts import default_workers
-from dsd.run.sampling import EpochBatchSampler
+from dsd.taskkit.environment import available_cores, default_workers, library_versions
+from dsd.taskkit.sampling import EpochBatchSampler
 from tasks.imagenet import bench_data
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 
@@ -147,9 +146,9 @@ def run_benchmark(
         "workers": workers,
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": available_cores(),
         "machine": platform.machine(),
-        "versions": records.library_versions(),
+        "versions": library_versions(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loader": measure_loader(task, workers, batches, warmup, dev),
         "loader_main_process": measure_loader(task, 0, max(3, batches // 4), 1, dev),
@@ -256,7 +255,7 @@ def compare_forms(
         "image_size": first.config.image_size,
         "batch_size": first.config.batch_size,
         "workers": workers,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": available_cores(),
         "bytes_on_disk": {
             "ImageFolder": sum(p.stat().st_size for p in (forms["ImageFolder"] / "train").rglob("*.*")),
             "HF parquet": _bytes_on_disk(forms["HF parquet"] / "data"),
@@ -267,7 +266,7 @@ def compare_forms(
         "hf_over_folder": round(median["HF parquet"] / median["ImageFolder"], 3),
         "memory": {name: measure_epoch_memory(task, workers) for name, task in tasks.items()},
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "versions": records.library_versions(),
+        "versions": library_versions(),
     }
     path = Path(out_dir) / "imagenet-loader-forms.json"
     files.atomic_write_json(path, result)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dsd.run import hf_data
+from dsd.taskkit import hf_data
 from tasks.imagenet import data as datalib
 from tasks.imagenet import hf
 from tasks.imagenet.standin import ensure_standin

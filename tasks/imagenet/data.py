@@ -37,7 +37,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from dsd import files
 from dsd.errors import DataError, UserError
-from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
 
 SPLITS = ("train", "val")
 INDEX_VERSION = 1

@@ -26,7 +26,7 @@ from torch import nn
 
 import dsd
 from dsd import files
-from dsd.run import records
+from dsd.taskkit.environment import library_versions
 from tasks.imagenet import models
 
 
@@ -103,7 +103,7 @@ def run_check(
         "amp": "bf16 autocast",
         "memory_format": "channels_last",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke test)",
-        "versions": records.library_versions(),
+        "versions": library_versions(),
         "prunable_tensors": len(engine.tensors),
         "prunable_weights": sum(t.numel for t in engine.tensors),
     }

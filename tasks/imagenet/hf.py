@@ -1,5 +1,5 @@
 """ImageNet as Hugging Face holds it: ``ILSVRC/imagenet-1k``'s parquet shards, a hub cache
-snapshot of them, or a ``save_to_disk`` copy (``dsd.run.hf_data`` finds which).
+snapshot of them, or a ``save_to_disk`` copy (``dsd.taskkit.hf_data`` finds which).
 
 Columns: ``image`` (the encoded JPEG, a ``datasets`` ``Image``) and ``label`` (a ``ClassLabel``,
 whose order is the sorted-wnid order torchvision's weights use; a plain integer column works too).
@@ -26,10 +26,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from dsd import files
-from dsd.run import hf_data
-from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
-from dsd.run.hf_data import HFDataError, HFSource, HFSplit
-from dsd.run.summary import DataSummary
+from dsd.taskkit import hf_data
+from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.hf_data import HFDataError, HFSource, HFSplit
+from dsd.taskkit.summary import DataSummary
 from tasks.imagenet.data import SPLITS, ImageReadError, check_image
 
 #: The task's splits and the names a Hugging Face copy may give them, the first preferred.

@@ -12,7 +12,7 @@ stratified split of the 1797 samples), so the validation error measures generali
 handwriting, not to new canvases of a seen digit.
 
 Everything is a pure function of ``StandinSpec`` (each canvas has its own seeded generator), so
-two builds are byte-identical. ``dsd.run.standin.build_once`` builds the tree beside its
+two builds are byte-identical. ``dsd.taskkit.standin.build_once`` builds the tree beside its
 destination and renames it into place, so an interrupted build never leaves a half-written tree.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dsd.errors import ConfigError
-from dsd.run.standin import build_once
+from dsd.taskkit.standin import build_once
 
 #: Bump when the rendering changes in a way the spec does not capture (renames the cache folder).
 RENDER_VERSION = 3

@@ -45,11 +45,11 @@ import torch
 from torch import nn
 
 from dsd.errors import ConfigError, DataError
-from dsd.run import hf_data
-from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
-from dsd.run.summary import DataSummary
 from dsd.schedule import PAPER_RECIPES
+from dsd.taskkit import hf_data
+from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.summary import DataSummary
 from tasks.wsj import hf, standin, verify
 from tasks.wsj import prepare as preparation
 from tasks.wsj.audio import AudioError

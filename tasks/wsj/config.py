@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsd.run.adapter import TaskConfig
-from dsd.run.config import param
+from dsd.taskkit.adapter import TaskConfig
+from dsd.taskkit.config import param
 from tasks.wsj import prepare as preparation
 
 ARCHS = ("deepspeech", "deepspeech2")

@@ -1,5 +1,5 @@
 """LibriSpeech as Hugging Face holds it: ``openslr/librispeech_asr``'s parquet shards, a hub cache
-snapshot of them, or a ``save_to_disk`` copy (``dsd.run.hf_data`` finds which).
+snapshot of them, or a ``save_to_disk`` copy (``dsd.taskkit.hf_data`` finds which).
 
 Columns: ``audio`` (the FLAC bytes, a ``datasets`` ``Audio``), ``text`` (the transcript, upper
 case as in the ``trans.txt`` files), ``id`` (``103-1240-0000``); ``speaker_id`` and
@@ -27,9 +27,9 @@ import numpy as np
 import soundfile
 import torch
 
-from dsd.run import hf_data
-from dsd.run.hf_data import HFDataError, HFSource, HFSplit
-from dsd.run.summary import DataSummary
+from dsd.taskkit import hf_data
+from dsd.taskkit.hf_data import HFDataError, HFSource, HFSplit
+from dsd.taskkit.summary import DataSummary
 from tasks.wsj import audio as audiolib
 from tasks.wsj.data import SpeechDataset
 from tasks.wsj.manifest import Utterance, read_prepared

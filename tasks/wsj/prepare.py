@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from dsd.errors import ConfigError, UserError
-from dsd.run.fingerprint import SKIPPED_KEPT
+from dsd.taskkit.environment import available_cores
+from dsd.taskkit.fingerprint import SKIPPED_KEPT
 from tasks.wsj import audio as audiolib
 from tasks.wsj import verify
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
@@ -186,7 +187,7 @@ def _decoded(candidate: tuple[str, Path, str]) -> Utterance | str:
 def _checked_audio(candidates: list[tuple[str, Path, str]], skipped: dict[str, list[str]]) -> list[Utterance]:
     """The candidates ``(id, audio, text)`` whose audio decodes, several at a time (libsndfile
     decodes outside the GIL); the others are counted in ``skipped`` by reason."""
-    workers = max(1, min(8, os.cpu_count() or 1))
+    workers = min(8, available_cores())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_decoded, candidates))
     utterances = []
@@ -321,7 +322,7 @@ def _convert_all(jobs: list[tuple[str, Path, Path]], corpus_dir: Path) -> None:
         return
     if not audiolib.sph2pipe_available():
         raise audiolib.SphereConversionError(audiolib.sphere_conversion_help(jobs[0][1], corpus_dir))
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=available_cores()) as pool:
         list(pool.map(lambda job: audiolib.convert_sphere(job[1], job[2], corpus_dir), jobs))
 
 

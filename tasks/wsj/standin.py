@@ -14,7 +14,7 @@ Determinism: eSpeak's synthesis draws random numbers (seeded per utterance here 
 voice of one split) therefore runs in a fresh process (``tasks/wsj/espeak_worker.py``, a
 plain script that imports neither ``tasks`` nor torch) in a fixed order, so the corpus is the
 same bytes whatever the number of processes running jobs side by side. It is built once per
-specification under the cache folder, atomically (``dsd.run.standin.build_once``).
+specification under the cache folder, atomically (``dsd.taskkit.standin.build_once``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 
 from dsd.errors import ConfigError
-from dsd.run.standin import build_once
+from dsd.taskkit.environment import available_cores
+from dsd.taskkit.standin import build_once
 from tasks.wsj.manifest import Utterance, read_prepared, write_manifest, write_prepared
 
 TRAIN_VOICES = ("en", "en-us", "en+f3", "en+m3", "en-us+f2", "en+klatt")
@@ -160,7 +161,7 @@ def _speak(work: Path, spec: StandinSpec, processes: int | None) -> None:
         (work / "audio" / split).mkdir(parents=True)
         voices = sorted({line.voice for line in lines})
         jobs += [([ln for ln in lines if ln.voice == v], str(work / "audio" / split)) for v in voices]
-    processes = processes or max(1, min(len(jobs), os.cpu_count() or 1))
+    processes = processes or max(1, min(len(jobs), available_cores()))
     with ThreadPoolExecutor(processes) as pool:  # threads that each wait on one worker process
         durations: dict[str, float] = {}
         for result in pool.map(_run_worker, jobs):

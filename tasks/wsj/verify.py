@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dsd import files
+from dsd.taskkit.environment import available_cores
 from tasks.wsj import audio as audiolib
 
 INDEX_FOLDER = "wsj-audio-index"
@@ -80,7 +81,7 @@ def verify_audio(
     known = cached_verdict(paths, cache_dir, verified_key)
     if known is not None:
         return known
-    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    workers = workers or available_cores()
     if len(paths) >= PARALLEL_MIN:
         print(f"decoding {len(paths):,} audio files once (the verdict is cached)", file=sys.stderr)
     if workers <= 1 or len(paths) < PARALLEL_MIN:

@@ -15,7 +15,7 @@ import torch
 
 from dsd.report.figures import build_figures, load_histograms, main, plot_histograms
 from dsd.report.runs import SkippedRunWarning
-from dsd.run.histograms import MOMENTS, histogram_edges, weight_histogram
+from dsd.run.training.histograms import MOMENTS, histogram_edges, weight_histogram
 
 RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

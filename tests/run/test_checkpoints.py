@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run import clock as clocklib
-from dsd.run import folder as runfolder
-from dsd.run.clock import CheckpointClock
+from dsd.records import layout as runfolder
 from dsd.run.study import RunConfig, load_final_weights, run_study
+from dsd.run.training import clock as clocklib
+from dsd.run.training.clock import CheckpointClock
 from tests.run.toy_task import ToyConfig, ToyTask
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]

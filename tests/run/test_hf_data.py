@@ -8,8 +8,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from dsd.run import hf_data
-from dsd.run.hf_data import HFDataError
+from dsd.taskkit import hf_data
+from dsd.taskkit.hf_data import HFDataError
 from tests.tasks import hf_helpers as hf
 
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run import folder as runfolder
-from dsd.run.folder import RunFolder
-from dsd.run.histograms import MOMENTS
-from dsd.run.loop import NonFiniteLossError, RunInterrupted
+from dsd.records import layout as runfolder
+from dsd.records.layout import RunFolder
 from dsd.run.study import RunConfig, load_final_weights, run_study
+from dsd.run.training.histograms import MOMENTS
+from dsd.run.training.loop import NonFiniteLossError, RunInterrupted
 from tests.run.toy_task import ToyConfig, ToyTask
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -212,7 +212,7 @@ def test_metrics_lines_follow_the_record_format(reference: dict[str, Path]) -> N
 
 def test_data_loader_workers_default_to_none_on_cpu_and_share_the_cores_on_gpus(monkeypatch):
     """On CPU the training threads already use every core; on GPUs the loader gets them."""
-    from dsd.run import parts as train
+    from dsd.taskkit import environment as train
 
     monkeypatch.setattr(train.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert train.default_workers(-1, 1, "cpu") == 0

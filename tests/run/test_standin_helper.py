@@ -1,4 +1,4 @@
-"""``dsd.run.standin.build_once``: built once, atomically; a concurrent finished build is kept; an
+"""``dsd.taskkit.standin.build_once``: built once, atomically; a concurrent finished build is kept; an
 interrupted build leaves nothing behind; a stray unfinished folder is refused with its name."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dsd.errors import DataError, UserError
-from dsd.run.standin import build_once
+from dsd.taskkit.standin import build_once
 
 DONE = "done.txt"
 

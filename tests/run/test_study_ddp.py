@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 
 from dsd import files
-from dsd.run import folder as runfolder
-from dsd.run.folder import RunFolder
+from dsd.records import layout as runfolder
+from dsd.records.layout import RunFolder
 from dsd.run.study import RunConfig, load_final_weights, run_study
 from tests.run.toy_task import ToyTask
 

@@ -9,9 +9,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dsd import files
-from dsd.run import folder as runfolder
+from dsd.records import layout as runfolder
 from dsd.run.study import RunConfig, run_study
-from dsd.run.tensorboard import FOLDER
+from dsd.run.training.tensorboard import FOLDER
 from tests.run.toy_task import ToyConfig, ToyTask
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]

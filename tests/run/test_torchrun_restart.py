@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from dsd.run import folder as runfolder
+from dsd.records import layout as runfolder
 from dsd.run.study import load_final_weights
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dsd.run.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.run.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
 
 
 class Clusters(Dataset):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dsd.run import folder as runfolder
+from dsd.records import layout as runfolder
 from dsd.run.plan import NEW, RESUMES, REUSED, plan_study, render
 from dsd.run.preflight import preflight
 from dsd.run.study import RunConfig, run_study

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dsd.errors import ConfigError, DataError, UserError
-from dsd.run.adapter import default_cache_dir
-from dsd.run.config import choices_of, flag_name, help_of, path_fields
 from dsd.run.settings import RunConfig
+from dsd.taskkit.adapter import default_cache_dir
+from dsd.taskkit.config import choices_of, flag_name, help_of, path_fields
 from tasks import get_task, task_names
 from tasks.cli import run_parser
 from tasks.flickr8k import corpus, features

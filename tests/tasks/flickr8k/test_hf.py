@@ -12,9 +12,9 @@ import torch
 
 from dsd import files
 from dsd.errors import ConfigError
-from dsd.run import hf_data
-from dsd.run.hf_data import HFDataError
 from dsd.run.study import RunConfig, run_study
+from dsd.taskkit import hf_data
+from dsd.taskkit.hf_data import HFDataError
 from tasks.flickr8k import corpus, features
 from tasks.flickr8k import hf as hf_corpus
 from tasks.flickr8k.adapter import Flickr8kConfig, Flickr8kTask

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dsd.records.run import RunResult
 from dsd.report.studies import label_of
-from dsd.run.records import RunResult
 from tasks.flickr8k.adapter import Flickr8kConfig, Flickr8kTask
 from tests.tasks.flickr8k.test_data import karpathy_payload, write_token_layout
 

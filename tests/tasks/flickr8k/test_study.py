@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run.folder import RunFolder
+from dsd.records.layout import RunFolder
 from dsd.run.study import RunConfig, run_study
 from tasks.flickr8k import glyphnet, standin
 from tasks.flickr8k.adapter import PRUNED, Flickr8kConfig, Flickr8kTask

@@ -10,9 +10,9 @@ import datasets
 import pytest
 
 from dsd import files
-from dsd.run import hf_data
-from dsd.run.hf_data import HFDataError
 from dsd.run.study import RunConfig, run_study
+from dsd.taskkit import hf_data
+from dsd.taskkit.hf_data import HFDataError
 from tasks.imagenet import hf as hf_images
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 from tasks.imagenet.data import ImageReadError

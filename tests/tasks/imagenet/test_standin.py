@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from dsd import files
-from dsd.run.folder import RunFolder
+from dsd.records.layout import RunFolder
 from dsd.run.study import RunConfig, run_study
 from tasks.imagenet import standin as standin_lib
 from tasks.imagenet.adapter import STANDIN_NAME, ImageNetConfig, ImageNetTask

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dsd.run.config import non_default_fields
+from dsd.taskkit.config import non_default_fields
 from tasks.wsj import verify
 from tasks.wsj.adapter import Config, SpeechTask
 from tasks.wsj.audio import AudioError

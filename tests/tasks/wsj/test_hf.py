@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run.hf_data import HFDataError
 from dsd.run.study import RunConfig, run_study
+from dsd.taskkit.hf_data import HFDataError
 from tasks.wsj.adapter import Config, SpeechTask
 from tests.tasks import hf_helpers as hf
 

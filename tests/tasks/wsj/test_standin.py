@@ -10,7 +10,7 @@ import soundfile
 import torch
 
 from dsd import files
-from dsd.run.folder import RunFolder
+from dsd.records.layout import RunFolder
 from dsd.run.study import RunConfig, run_study
 from tasks.wsj.adapter import STANDIN_RECIPES, Config, SpeechTask
 from tasks.wsj.manifest import read_manifest, read_prepared

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from dsd.errors import UserError
-from dsd.run.folder import RunFolder, append_jsonl
+from dsd.records.layout import RunFolder, append_jsonl
 
 
 class NonFiniteLossError(UserError, RuntimeError):

@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from dsd.run.folder import RunFolder
-from dsd.run.hooks import LoopHook
-from dsd.run.records import load_result
+from dsd.records.layout import RunFolder
+from dsd.records.run import load_result
+from dsd.run.training.hooks import LoopHook
 from dsd.selection import select_prunable
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-    from dsd.run.loop import RunLoop
+    from dsd.run.training.loop import RunLoop
 
 FOLDER = "tensorboard"
 

@@ -3,12 +3,11 @@
 The adapter builds a fresh model (the loop has seeded every generator first); the run's start
 weights, if any, are loaded strictly; several ranks wrap the model in DDP; a schedule with a
 sparse phase gets a DSD engine on the optimizer, with the task's choice of tensors. Training
-batches come from a seeded, resumable, per-rank sampler (``dsd.run.sampling``).
+batches come from a seeded, resumable, per-rank sampler (``dsd.taskkit.sampling``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,25 +20,11 @@ from torch.utils.data import DataLoader, Dataset
 from dsd.engine import DSD, SparsityReport
 from dsd.files import safe_torch_load
 from dsd.run import dist
-from dsd.run.adapter import TaskAdapter
-from dsd.run.sampling import EpochBatchSampler
-from dsd.run.weights import load_model_weights
 from dsd.schedule import Phase, Schedule
-
-
-def default_workers(requested: int, world_size: int, device: torch.device | str) -> int:
-    """DataLoader workers per process: the cores shared among the ranks, at most 8; none on CPU.
-
-    Training on the CPU already keeps every core busy with intra-op threads; a worker process
-    competing for them stalls those threads at every barrier (measured on 2 cores with the
-    ImageNet stand-in: an epoch 13 % faster with the loading done in the main process).
-    """
-    if requested >= 0:
-        return requested
-    if torch.device(device).type == "cpu":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(8, cores // max(1, world_size) - 1))
+from dsd.taskkit.adapter import TaskAdapter
+from dsd.taskkit.environment import default_workers
+from dsd.taskkit.sampling import EpochBatchSampler
+from dsd.taskkit.weights import load_model_weights
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from dsd.files import atomic_write_json
-from dsd.run.hooks import LoopHook
+from dsd.run.training.hooks import LoopHook
 
 if TYPE_CHECKING:
-    from dsd.run.loop import RunLoop
+    from dsd.run.training.loop import RunLoop
 
 #: The five moments, in order, with the paper's wording.
 MOMENTS = {

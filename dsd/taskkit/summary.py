@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsd.run.fingerprint import DataFingerprint
+from dsd.taskkit.fingerprint import DataFingerprint
 
 
 @dataclass

@@ -4,7 +4,7 @@
 them, with or without the hub's ``README.md`` configs; a hub cache snapshot; a ``save_to_disk``
 folder) and lists each config's splits and files, without importing ``datasets`` and without
 opening a shard; ``resolve_splits`` picks the task's splits or lists the ones found. Reading the
-files is ``dsd.run.hf_data``'s job.
+files is ``dsd.taskkit.hf_data``'s job.
 """
 
 from __future__ import annotations

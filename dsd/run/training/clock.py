@@ -1,6 +1,6 @@
 """When a run checkpoints in the middle of an epoch.
 
-Epoch ends always checkpoint, and SIGINT/SIGTERM do (``dsd.run.signals``). A SIGKILL gives no
+Epoch ends always checkpoint, and SIGINT/SIGTERM do (``dsd.run.training.signals``). A SIGKILL gives no
 notice (the OOM killer, a preemption without grace time, a node that dies), so without more a
 killed ImageNet run would lose everything since the last epoch end: half an hour on eight GPUs.
 So a run also checkpoints every ``checkpoint_every`` optimizer steps or, by default, once

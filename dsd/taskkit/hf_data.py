@@ -1,7 +1,7 @@
 """Hugging Face datasets on local disk, as researchers already hold them: found, checked, read.
 
 Many hold ImageNet, LibriSpeech or Flickr-8K not in the original layout but as the Hugging Face
-copy they downloaded. Every task accepts three such forms for ``--data``; ``dsd.run.hf_layout``
+copy they downloaded. Every task accepts three such forms for ``--data``; ``dsd.taskkit.hf_layout``
 tells them apart (``detect``, re-exported here with its types, so that the tasks read a dataset
 through this one module) without importing ``datasets`` (only reading a split does):
 
@@ -27,13 +27,13 @@ tasks' messages about an entry that does not decode.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dsd.run.hf_layout import (
+from dsd.taskkit.environment import available_cores
+from dsd.taskkit.hf_layout import (
     LABELS,
     PARQUET,
     SAVE_TO_DISK,
@@ -281,10 +281,6 @@ def stored_bytes(value: Any) -> bytes | None:
 def _map_chunk(args: tuple[datasets.Dataset, int, int, Callable[[Any], Any]]) -> list[Any]:
     dataset, start, stop, fn = args
     return [fn(dataset[row]) for row in range(start, stop)]
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def map_rows(dataset: datasets.Dataset, fn: Callable[[Any], Any], workers: int = 0) -> list[Any]:

@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from dsd.run import dist
-from dsd.run.adapter import TaskAdapter
-from dsd.run.parts import RunParts
-from dsd.run.precision import Precision
+from dsd.run.training.parts import RunParts
+from dsd.run.training.precision import Precision
+from dsd.taskkit.adapter import TaskAdapter
 
 
 def evaluate_split(

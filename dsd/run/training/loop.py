@@ -1,7 +1,7 @@
 """One training loop that drives any task through its phases.
 
 A run is a list of phases (``dsd.schedule``) trained one after another on one model and one
-optimizer. The task adapter (``dsd.run.adapter``) supplies model, data, loss and evaluation; the
+optimizer. The task adapter (``dsd.taskkit.adapter``) supplies model, data, loss and evaluation; the
 loop supplies the rest: each phase's learning rate and its in-phase decay, ``prune()`` /
 ``redense()`` at phase boundaries, mixed precision, gradient clipping, evaluation, atomic
 checkpoints every epoch, mid-epoch and on SIGINT/SIGTERM, exact resume, and DDP. Around it, each
@@ -24,22 +24,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsd.records.layout import RunFolder
+from dsd.records.run import PhaseResult, RunRecord, RunResult
 from dsd.run import dist
-from dsd.run.adapter import TaskAdapter
-from dsd.run.clock import CheckpointClock
-from dsd.run.evaluation import evaluate_split
-from dsd.run.folder import RunFolder
-from dsd.run.hooks import LoopHook
-from dsd.run.log import LossTracker, NonFiniteLossError, RunLog
-from dsd.run.parts import build_parts
-from dsd.run.precision import Precision
-from dsd.run.recorder import RunRecorder
-from dsd.run.records import PhaseResult, RunRecord, RunResult
 from dsd.run.settings import LoopConfig
-from dsd.run.signals import stop_on_signals
-from dsd.run.state import Position, RunState, seed_everything
-from dsd.run.weights import load_model_weights
+from dsd.run.training.clock import CheckpointClock
+from dsd.run.training.evaluation import evaluate_split
+from dsd.run.training.hooks import LoopHook
+from dsd.run.training.log import LossTracker, NonFiniteLossError, RunLog
+from dsd.run.training.parts import build_parts
+from dsd.run.training.precision import Precision
+from dsd.run.training.recorder import RunRecorder
+from dsd.run.training.signals import stop_on_signals
+from dsd.run.training.state import Position, RunState, seed_everything
 from dsd.schedule import Schedule
+from dsd.taskkit.adapter import TaskAdapter
+from dsd.taskkit.weights import load_model_weights
 
 __all__ = ["NonFiniteLossError", "RunInterrupted", "RunLoop", "RunPlan", "phase_step_counts"]
 
@@ -287,7 +287,7 @@ class RunLoop:
             hook.on_log(self, line)
 
     def _checkpoint(self) -> None:
-        """Everything needed to continue bit-identically (``dsd.run.recorder``)."""
+        """Everything needed to continue bit-identically (``dsd.run.training.recorder``)."""
         self._check_losses()  # never checkpoint past a NaN; the pending ones resume with the run
         self.pos.elapsed_s = time.perf_counter() - self._started
         self.state.pending_losses = list(self.losses.checked)
@@ -318,6 +318,6 @@ def _watchers(config: LoopConfig) -> list[LoopHook]:
     """The hooks every run gets from its loop settings (the study adds its own per method)."""
     if not config.tensorboard:
         return []
-    from dsd.run.tensorboard import TensorBoardHook  # needs the optional tensorboard package
+    from dsd.run.training.tensorboard import TensorBoardHook  # needs the optional tensorboard package
 
     return [TensorBoardHook()]

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from dsd.files import atomic_torch_save, atomic_write_json, safe_torch_load
+from dsd.records.layout import RunFolder, file_size, truncate_file
+from dsd.records.run import Metrics, RunRecord, RunResult
 from dsd.run import dist
-from dsd.run.folder import RunFolder, file_size, truncate_file
-from dsd.run.hooks import LoopHook
-from dsd.run.parts import RunParts
-from dsd.run.records import Metrics, RunRecord, RunResult
-from dsd.run.state import RunState, capture_rng
+from dsd.run.training.hooks import LoopHook
+from dsd.run.training.parts import RunParts
+from dsd.run.training.state import RunState, capture_rng
 
 
 class RunRecorder:

@@ -1,7 +1,7 @@
 """What a task gives the training loop: the adapter interface.
 
 A task (ImageNet CNNs, a captioner, a speech model, a test toy) subclasses ``TaskAdapter`` and
-fills in the model, the data, the loss and the evaluation. The loop (``dsd.run.loop``) does all the
+fills in the model, the data, the loss and the evaluation. The loop (``dsd.run.training.loop``) does all the
 rest: phases, learning rates, pruning, AMP, clipping, checkpoints, resume, DDP, records.
 
 Evaluation is split so that it is exact under DDP: ``eval_batch`` turns a batch into one small
@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dsd.run.config import check_choices, param
-from dsd.run.fingerprint import DataFingerprint
-from dsd.run.summary import DataSummary
+from dsd.taskkit.config import check_choices, param
+from dsd.taskkit.fingerprint import DataFingerprint
+from dsd.taskkit.summary import DataSummary
 
 #: Where every task keeps its stand-in and caches unless told otherwise: ``data/<task>``.
 CACHE_ROOT = Path("data")
@@ -139,7 +139,7 @@ class TaskAdapter(abc.ABC):
 
     @abc.abstractmethod
     def data_fingerprint(self) -> DataFingerprint:
-        """What identifies the data this task reads (never its path): see ``dsd.run.fingerprint``.
+        """What identifies the data this task reads (never its path): see ``dsd.taskkit.fingerprint``.
         Called after ``prepare()`` on rank 0; part of every run's hash and record."""
 
     # ------------------------------------------------------------------ preparation

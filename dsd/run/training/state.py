@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from dsd.errors import CheckpointError
-from dsd.run.records import PhaseResult
-from dsd.run.weights import load_model_weights
+from dsd.records.run import PhaseResult
+from dsd.taskkit.weights import load_model_weights
 
 if TYPE_CHECKING:
-    from dsd.run.parts import RunParts
+    from dsd.run.training.parts import RunParts
 
 #: 2: hooks' states under "hooks" (format 1 kept the histograms under "history").
 CHECKPOINT_FORMAT = 2

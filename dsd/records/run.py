@@ -20,13 +20,9 @@ import dataclasses
 import hashlib
 import json
 import math
-import platform
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from dsd.schedule import Phase
 
@@ -35,18 +31,6 @@ STUDY_METHODS = ("baseline", "dsd", "dense-control")
 #: DSD with one ingredient changed (``--method all-ablations`` adds them): which part matters?
 ABLATIONS = ("dsd-random-mask", "dsd-reinit")
 METHODS = STUDY_METHODS + ABLATIONS
-
-#: Libraries whose versions every record carries.
-TRACKED_LIBRARIES = (
-    "torch",
-    "torchvision",
-    "torchaudio",
-    "numpy",
-    "sacrebleu",
-    "jiwer",
-    "transformers",
-    "dsd-suite",
-)
 
 Metrics = dict[str, dict[str, float]]
 """split -> metric -> value."""
@@ -69,7 +53,7 @@ class RunRecord:
     start: str = ""  # "": trained from scratch; "pretrained:<model>" or "file:<sha256>"
     baseline_hash: str = ""  # a branch's baseline run ("" for a baseline)
     baseline_run: str = ""  # that baseline's folder, relative to the results folder (for people)
-    data_fingerprint: str = ""  # the data's identity (dsd.run.fingerprint); "" in records before it
+    data_fingerprint: str = ""  # the data's identity (dsd.taskkit.fingerprint); "" in records before it
     data_facts: dict[str, Any] = field(default_factory=dict)  # what the data holds, for people
     setup: list[str] = field(default_factory=list)  # departures from the paper's setup
     skipped: dict[str, Any] = field(default_factory=dict)  # kind -> {count, first names}
@@ -265,15 +249,3 @@ def canonical_json(payload: Any) -> str:
 def config_hash(payload: Any, length: int = 8) -> str:
     """Short sha256 of the canonical JSON of ``payload``."""
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:length]
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape results."""
-    versions = {"python": platform.python_version()}
-    for name in TRACKED_LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    versions["cuda"] = torch.version.cuda or "none"
-    return versions

@@ -3,8 +3,8 @@
 A hook sees the run at its turning points (the run starts or resumes, a phase starts, a line is
 logged, a phase ends, the run finishes) and can keep state that the loop saves in every
 checkpoint and restores on resume. The Figure-4 weight histograms of a DSD run are one
-(``dsd.run.histograms.HistogramCapture``); TensorBoard's curves are another
-(``dsd.run.tensorboard.TensorBoardHook``); so is anything else that watches a run. Hooks run on
+(``dsd.run.training.histograms.HistogramCapture``); TensorBoard's curves are another
+(``dsd.run.training.tensorboard.TensorBoardHook``); so is anything else that watches a run. Hooks run on
 every rank; only rank 0 writes files (``loop.info.is_main``).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from dsd.run.loop import RunLoop
+    from dsd.run.training.loop import RunLoop
 
 #: The moments of a phase start a hook hears about, in the order they happen (``entered``: every
 #: phase, pruned or not, once the engine is done with it).
