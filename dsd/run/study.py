@@ -24,7 +24,7 @@ import torch
 from dsd.errors import CheckpointError, ConfigError
 from dsd.files import file_sha256, safe_torch_load
 from dsd.records.layout import RunFolder
-from dsd.records.run import METHODS, RunRecord, config_hash, load_record, load_result
+from dsd.records.run import METHODS, RunRecord, config_hash, load_record
 from dsd.run import dist
 from dsd.run.settings import RunConfig
 from dsd.run.training.histograms import HistogramCapture
@@ -40,7 +40,6 @@ __all__ = [
     "RunConfig",
     "baseline_folder",
     "branch_folder",
-    "load_final_weights",
     "run_study",
     "start_identity",
     "study_recipe",
@@ -306,8 +305,3 @@ def _branch(
     )
     RunLoop(adapter, plan, run.loop(seed), info).run()
     return folder
-
-
-def load_final_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The weights a finished run ended with (its last phase's ``phase<i>.pt``)."""
-    return safe_torch_load(Path(folder) / load_result(folder).final_weights())

@@ -1,12 +1,16 @@
-"""Loading model weights from a checkpoint strictly, with one clear message when they do not fit."""
+"""Model weights: loaded from a checkpoint strictly, with one clear message when they do not fit,
+and read back from a finished run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from dsd.errors import CheckpointError
+from dsd.files import safe_torch_load
+from dsd.records.run import load_result
 
 
 def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -50,3 +54,8 @@ def load_model_weights(model: torch.nn.Module, state: Any, source: str) -> None:
             + ". Is it a checkpoint of another architecture or class count?"
         )
     model.load_state_dict(state, strict=True)
+
+
+def load_final_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights a finished run ended with (its last phase's ``phase<i>.pt``)."""
+    return safe_torch_load(Path(folder) / load_result(folder).final_weights())

@@ -16,8 +16,7 @@ import torch
 from dsd import files
 from dsd.errors import ConfigError, DataError
 from dsd.records import layout as folder_files
-from dsd.run.study import load_final_weights
-from dsd.taskkit.weights import load_model_weights
+from dsd.taskkit.weights import load_final_weights, load_model_weights
 from tasks.flickr8k.adapter import STANDIN_NAME, Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.model import decode
 

@@ -10,9 +10,10 @@ import torch
 
 from dsd import files
 from dsd.records import layout as runfolder
-from dsd.run.study import RunConfig, load_final_weights, run_study
+from dsd.run.study import RunConfig, run_study
 from dsd.run.training import clock as clocklib
 from dsd.run.training.clock import CheckpointClock
+from dsd.taskkit.weights import load_final_weights
 from tests.run.toy_task import ToyConfig, ToyTask
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]

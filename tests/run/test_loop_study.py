@@ -11,9 +11,10 @@ import torch
 from dsd import files
 from dsd.records import layout as runfolder
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, load_final_weights, run_study
+from dsd.run.study import RunConfig, run_study
 from dsd.run.training.histograms import MOMENTS
 from dsd.run.training.loop import NonFiniteLossError, RunInterrupted
+from dsd.taskkit.weights import load_final_weights
 from tests.run.toy_task import ToyConfig, ToyTask
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -13,7 +13,8 @@ import torch.multiprocessing as mp
 from dsd import files
 from dsd.records import layout as runfolder
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, load_final_weights, run_study
+from dsd.run.study import RunConfig, run_study
+from dsd.taskkit.weights import load_final_weights
 from tests.run.toy_task import ToyTask
 
 

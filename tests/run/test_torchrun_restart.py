@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from dsd.records import layout as runfolder
-from dsd.run.study import load_final_weights
+from dsd.taskkit.weights import load_final_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The toy on 2 ranks: 5 steps per epoch; baseline steps 1-10, DSD 11-30 of each process. Step 17
