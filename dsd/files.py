@@ -15,11 +15,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import torch
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dsd.errors import CheckpointError
+
+if TYPE_CHECKING:  # torch is imported where a checkpoint is written or read: the records need none
+    import torch
 
 
 def _atomic_replace(path: Path, write: Callable[[BinaryIO], Any]) -> None:
@@ -68,6 +69,8 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` that never leaves a half-written file behind (a crash keeps the old one)."""
+    import torch
+
     _atomic_replace(path, lambda handle: torch.save(obj, handle))
 
 
@@ -84,6 +87,8 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any
 
     Errors name the file and say what was expected, instead of an unpickling traceback.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")

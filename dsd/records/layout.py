@@ -1,28 +1,32 @@
-"""Every file of a run folder, named in one place.
+"""Where everything lives: the results folder and the run folder, every file name spelled once.
 
-A run lives in ``<results>/runs/<task>-<model>/<method>-<hash8>/seed<N>/`` and holds:
+A results folder (``--results DIR``, default ``results/``) holds::
+
+    runs/<task>-<model>/<method>-<hash8>/seed<N>/   one run (below)
+    sweeps/<task>-<model>-<hash8>.json               a sparsity sweep's manifest (``dsd.records.sweep``)
+    tables/   figures/   report.html                 what the report writes
+
+and a run folder holds:
 
 ==================  ==========================================================================
 ``config.json``     the run's record (``RunRecord``), written first
-``metrics.jsonl``   one JSON line per log interval and evaluation, appended as the run goes
+``metrics.jsonl``   one JSON line per log interval and evaluation (``dsd.records.metrics``)
 ``checkpoint.pt``   everything to resume bit-identically; removed once the run is done
 ``phase<i>.pt``     the model's weights at the end of phase ``i`` of the study's recipe
-``histograms.json`` the weight histograms of the paper's Figure 4 (DSD runs)
+``histograms.json`` the weight histograms of the paper's Figure 4 (``dsd.records.histograms``)
 ``predictions/``    ``<split>.txt``: captions or transcripts of the last evaluation
 ``result.json``     the record plus what the run measured (``RunResult``)
 ``done``            written last: a folder without it is unfinished, whatever else it holds
 ==================  ==========================================================================
 
-The folder's name is for people; what a run is (its method, seed, hash, the baseline it started
+A folder's name is for people; what a run is (its method, seed, hash, the baseline it started
 from) is read from its records, never parsed back from the name.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dsd.files import atomic_write_text
 
@@ -33,8 +37,15 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 HISTOGRAMS_FILE = "histograms.json"
 PREDICTIONS_FOLDER = "predictions"
+TENSORBOARD_FOLDER = "tensorboard"
 #: The files whose presence makes a folder a run folder (finished or not).
 RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE, DONE_MARKER)
+
+RUNS_FOLDER = "runs"
+SWEEPS_FOLDER = "sweeps"
+TABLES_FOLDER = "tables"
+FIGURES_FOLDER = "figures"
+REPORT_PAGE = "report.html"
 
 
 @dataclass(frozen=True)
@@ -42,11 +53,6 @@ class RunFolder:
     """One run's folder and the paths of its files."""
 
     path: Path
-
-    @classmethod
-    def of(cls, results_dir: Path, task: str, model: str, method: str, run_hash: str, seed: int) -> RunFolder:
-        """``<results>/runs/<task>-<model>/<method>-<hash>/seed<N>``."""
-        return cls(Path(results_dir) / "runs" / f"{task}-{model}" / f"{method}-{run_hash}" / f"seed{seed}")
 
     @property
     def config(self) -> Path:
@@ -67,6 +73,10 @@ class RunFolder:
     @property
     def histograms(self) -> Path:
         return self.path / HISTOGRAMS_FILE
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_FOLDER
 
     @property
     def done_marker(self) -> Path:
@@ -91,40 +101,65 @@ class RunFolder:
         atomic_write_text(self.done_marker, "")
 
 
-def finished_runs(runs_dir: Path) -> list[RunFolder]:
-    """Every run folder under ``runs_dir`` holding a ``done`` marker, in sorted order."""
-    return [RunFolder(marker.parent) for marker in sorted(Path(runs_dir).glob(f"**/{DONE_MARKER}"))]
+@dataclass(frozen=True)
+class ResultsFolder:
+    """A results folder: where runs, sweeps, tables, figures and the report page go.
 
+    Each part may be moved on its own (the command line's ``--runs``, ``--tables``,
+    ``--figures``, ``--out``); the sweep manifests always sit beside the runs folder, where
+    the sweep wrote them.
+    """
 
-# ---------------------------------------------------------------------- metrics.jsonl
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line (readers ignore a torn last line, see ``read_jsonl``)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+    runs: Path
+    tables: Path
+    figures: Path
+    page: Path
 
+    @classmethod
+    def at(
+        cls,
+        root: Path,
+        runs: Path | None = None,
+        tables: Path | None = None,
+        figures: Path | None = None,
+        page: Path | None = None,
+    ) -> ResultsFolder:
+        """The folder ``root``, with any part given explicitly instead of its place under it."""
+        root = Path(root)
+        return cls(
+            runs=Path(runs) if runs is not None else root / RUNS_FOLDER,
+            tables=Path(tables) if tables is not None else root / TABLES_FOLDER,
+            figures=Path(figures) if figures is not None else root / FIGURES_FOLDER,
+            page=Path(page) if page is not None else root / REPORT_PAGE,
+        )
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All complete lines of a JSONL file; a torn final line (crash mid-write) is ignored."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise ValueError(f"{path}:{number}: not a JSON line") from None
-    return records
+    @property
+    def root(self) -> Path:
+        return self.runs.parent
 
+    @property
+    def sweeps(self) -> Path:
+        return self.runs.parent / SWEEPS_FOLDER
 
-def truncate_file(path: Path, size: int) -> None:
-    """Cut ``path`` back to ``size`` bytes (resume: drop lines logged after the checkpoint)."""
-    if Path(path).exists():
-        with open(path, "r+b") as handle:
-            handle.truncate(size)
+    def run_folder(self, task: str, model: str, method: str, run_hash: str, seed: int) -> RunFolder:
+        """``runs/<task>-<model>/<method>-<hash>/seed<N>``."""
+        return RunFolder(self.runs / f"{task}-{model}" / f"{method}-{run_hash}" / f"seed{seed}")
 
+    def sweep_manifest(self, task: str, model: str, sweep_hash: str) -> Path:
+        """``sweeps/<task>-<model>-<hash>.json``."""
+        return self.sweeps / f"{task}-{model}-{sweep_hash}.json"
 
-def file_size(path: Path) -> int:
-    return Path(path).stat().st_size if Path(path).exists() else 0
+    def sweep_manifests(self) -> list[Path]:
+        """Every sweep manifest, in name order."""
+        return sorted(self.sweeps.glob("*.json")) if self.sweeps.is_dir() else []
+
+    def run_folders(self) -> list[RunFolder]:
+        """Every folder under ``runs/`` that holds one of a run's records (finished or not)."""
+        if not self.runs.is_dir():
+            return []
+        found = {p.parent for name in RECORD_FILES for p in self.runs.rglob(name) if p.is_file()}
+        return [RunFolder(path) for path in sorted(found)]
+
+    def relative(self, folder: RunFolder) -> str:
+        """A run folder as the records link it: relative to the results folder, POSIX-style."""
+        return folder.path.relative_to(self.root).as_posix()

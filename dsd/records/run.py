@@ -24,16 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsd.schedule import Phase
-
-#: The paper's comparison (``--method all``): the baseline, DSD, and the equal-length dense control.
-STUDY_METHODS = ("baseline", "dsd", "dense-control")
-#: DSD with one ingredient changed (``--method all-ablations`` adds them): which part matters?
-ABLATIONS = ("dsd-random-mask", "dsd-reinit")
-METHODS = STUDY_METHODS + ABLATIONS
+from dsd.files import atomic_write_json, read_json
+from dsd.records.layout import RunFolder
+from dsd.records.methods import METHODS
 
 Metrics = dict[str, dict[str, float]]
 """split -> metric -> value."""
+
+#: How many characters of a data fingerprint the tables show.
+FINGERPRINT_SHORT = 8
 
 
 @dataclass
@@ -73,6 +72,28 @@ class RunRecord:
         """``[task model method seedN]``: how the console names the run."""
         return f"[{self.task} {self.model} {self.method} seed{self.seed}]"
 
+    @property
+    def study_baseline(self) -> str:
+        """The hash of the baseline run whose study this run belongs to: its own for a baseline,
+        ``baseline_hash`` for a branch ("" when an old record cannot name it)."""
+        return self.hash if self.method == "baseline" else self.baseline_hash
+
+    @property
+    def study_key(self) -> str:
+        """The key of the run's study (its baseline and the branches from it under one recipe, on
+        one dataset): what the report groups runs by and the figures' index names studies by.
+        Records that cannot name their baseline are keyed by what they share instead (task,
+        dataset, recipe, scale and task config); the data's fingerprint keeps runs on different
+        data apart."""
+        if self.study_baseline:
+            ident: list[Any] = [self.paper_key, self.dataset, self.study_baseline, self.recipe]
+        else:
+            config = {k: v for k, v in self.task_config.items() if k != "recipe"}
+            ident = [self.paper_key, self.dataset, self.recipe, self.epochs_scale, config]
+        if self.data_fingerprint:
+            ident.append(self.data_fingerprint)
+        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
     def to_json(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
 
@@ -93,9 +114,8 @@ class PhaseResult:
     weights: str  # file name of its weights in the run folder
 
     @classmethod
-    def of(
-        cls, phase: Phase, index: int, unit: str, steps: int, metrics: Metrics, weights: str
-    ) -> PhaseResult:
+    def of(cls, phase: Any, index: int, unit: str, steps: int, metrics: Metrics, weights: str) -> PhaseResult:
+        """The result of ``phase`` (a ``dsd.schedule.Phase``: its label, kind, sparsity, length, lr)."""
         return cls(
             index,
             phase.label,
@@ -137,7 +157,7 @@ class RunResult(RunRecord):
 
     def final_weights(self) -> str:
         """File name of the weights the run ended with (its last phase's)."""
-        return self.phases[-1].weights if self.phases else "phase0.pt"
+        return self.phases[-1].weights if self.phases else RunFolder.phase_weights_name(0)
 
 
 _PHASE_KEYS = [f.name for f in dataclasses.fields(PhaseResult)]
@@ -145,7 +165,7 @@ _PHASE_KEYS = [f.name for f in dataclasses.fields(PhaseResult)]
 
 def load_record(folder: Path) -> RunRecord:
     """The ``config.json`` of a run folder; ``ValueError`` names the file when it is unusable."""
-    path = Path(folder) / "config.json"
+    path = RunFolder(Path(folder)).config
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
         known = {f.name for f in dataclasses.fields(RunRecord)}
@@ -154,9 +174,19 @@ def load_record(folder: Path) -> RunRecord:
         raise ValueError(f"cannot read the run record {path}: {err}") from None
 
 
+def write_record(folder: RunFolder, record: RunRecord) -> None:
+    """``config.json``: what the run is, written before it starts."""
+    atomic_write_json(folder.config, record.to_json())
+
+
+def write_result(folder: RunFolder, result: RunResult) -> None:
+    """``result.json``: the record and what the run measured, written when it ends."""
+    atomic_write_json(folder.result, result.to_json())
+
+
 def load_result(folder: Path) -> RunResult:
     """The ``result.json`` of a run folder; resolves a legacy record's baseline link."""
-    path = Path(folder) / "result.json"
+    path = RunFolder(Path(folder)).result
     result = RunResult.from_json(json.loads(path.read_text(encoding="utf-8")))
     if result.method != "baseline" and not result.baseline_hash and result.baseline_run:
         result.baseline_hash = _linked_hash(Path(folder), result.baseline_run)
@@ -173,11 +203,11 @@ def _linked_hash(folder: Path, baseline_run: str) -> str:
     tails = [link, Path(*link.parts[1:])] if len(link.parts) > 1 else [link]
     for root in Path(folder).parents:
         for tail in tails:
-            config = root / tail / "config.json"
+            config = RunFolder(root / tail).config
             if config.is_file():
                 try:
-                    return str(json.loads(config.read_text(encoding="utf-8")).get("hash", ""))
-                except (OSError, ValueError):
+                    return str(read_json(config).get("hash", ""))
+                except (ValueError, AttributeError):
                     return ""
     return ""
 

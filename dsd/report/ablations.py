@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from dsd.records.run import ABLATIONS
+from dsd.records import ABLATIONS
 from dsd.report.cells import ROLE_LABELS, comparison_label, metric_label, verdict_names
 from dsd.report.paper import report_split
 from dsd.report.render import Table

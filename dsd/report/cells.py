@@ -10,24 +10,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dsd.records.run import METHODS, STUDY_METHODS
+from dsd.records import METHOD_TABLE, METHODS, STUDY_METHODS
 from dsd.report.paper import PaperCell
 from dsd.report.stats import MISSING
 from dsd.report.studies import Study
 
+#: A dataset label holding this marks a stand-in (the tasks name theirs "digits stand-in", ...).
+STANDIN = "stand-in"
 #: What the tables compare: each method's final metrics, and the DSD run after its first sparse phase.
 ROLES = ("baseline", "sparse", "dsd", "dense-control")
-ROLE_LABELS = {
-    "baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "dense control",
-    "dsd-random-mask": "DSD, random mask", "dsd-reinit": "DSD, re-initialised at re-dense",
-}  # fmt: skip
+#: A row's name for each role: the methods' labels, and the DSD run's sparse phase.
+ROLE_LABELS = {"sparse": "sparse"} | {name: method.label for name, method in METHOD_TABLE.items()}
 #: Every comparison the tables draw, as (ours, other): positive gains mean ``ours`` is better.
 COMPARISONS = (("sparse", "baseline"), ("dsd", "baseline"), ("dsd", "dense-control"))
 #: How a verdict names each role ("DSD better", "control better").
-VERDICT_NAMES = {
-    "baseline": "baseline", "sparse": "sparse", "dsd": "DSD", "dense-control": "control",
-    "dsd-random-mask": "random mask", "dsd-reinit": "re-init",
-}  # fmt: skip
+VERDICT_NAMES = {"sparse": "sparse"} | {name: method.verdict for name, method in METHOD_TABLE.items()}
+
+
+def is_standin(label: str) -> bool:
+    """Whether a dataset label (or any text naming one) names a stand-in."""
+    return STANDIN in label
 
 
 def comparison_label(ours: str, other: str) -> str:

@@ -3,13 +3,13 @@
 - ``plot_histograms``: one PNG, five panels, of the tensor a DSD run recorded in
   ``histograms.json`` at the paper's five moments (dense; just pruned, with its hole around zero;
   after sparse retraining; start of re-dense, with its spike of restored zeros; after re-dense).
-  All panels share the bins fixed from the dense weights (``dsd.run.training.histograms``).
+  All panels share the bins fixed from the dense weights (``dsd.records.histograms``).
 - ``plot_curves``: training loss and the primary validation metric of a study's three methods
   against epochs: the baseline, then the DSD branch and the dense control continuing from its
   end, with the phase boundaries marked and sparse phases shaded; one thin line per seed.
-- ``build_figures``: the curves of every study under ``results/runs`` and the histograms of
-  its first-seed DSD run, into
-  ``results/figures`` (written atomically; a run with unusable files is skipped with a warning).
+- ``draw_figures``: the curves of every study, the histograms of its first-seed DSD run and each
+  sweep's figure, into ``results/figures``, each PNG written atomically and entered in the
+  folder's index with its study (a run with unusable files is skipped with a warning).
 
 Drawn with matplotlib's object API on the Agg canvas: no pyplot, no global backend switch, safe
 in headless jobs and in a user's interactive session alike.
@@ -17,97 +17,53 @@ in headless jobs and in a user's interactive session alike.
 
 from __future__ import annotations
 
-import argparse
-import io
 import itertools
-import json
-import math
 import re
-import sys
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dsd.files import atomic_write_bytes
-from dsd.records.layout import RunFolder, read_jsonl
-from dsd.report.cells import ROLE_LABELS
-from dsd.report.runs import Run, SkippedRunWarning, load_runs, skipped_runs_on_stderr
-from dsd.report.studies import Study, group_studies
-from dsd.report.sweeps import load_sweeps, plot_sweep
-from dsd.run.training.histograms import MOMENTS
+from dsd.records import EvalLine, RunFolder, TrainLine, read_lines
+from dsd.records.figures import CURVES, HISTOGRAMS, FigureEntry
+from dsd.records.histograms import MOMENTS, read_histograms
+from dsd.report.cells import ROLE_LABELS, is_standin
+from dsd.report.drawing import save_figure
+from dsd.report.finished import Finished
+from dsd.report.runs import Run, SkippedRunWarning
+from dsd.report.studies import Study
+from dsd.report.sweeps import plot_sweep
 
 COLORS = {"baseline": "#222222", "dsd": "#1f77b4", "dense-control": "#ff7f0e"}
 
+CURVES_CAPTION = (
+    "Training loss and the primary metric against epochs: the baseline, then DSD and the dense control "
+    "continuing from its end (grey: sparse phases; several seeds: their mean and a min-max band)."
+)
+HISTOGRAMS_CAPTION = (
+    "Weights of one tensor at the five DSD moments (the paper's Figure 4): dense, just pruned, after "
+    "sparse retraining, at re-dense, after re-dense; seed {seed}."
+)
+
 
 # ====================================================================== histograms
-def load_histograms(path: Path) -> dict[str, Any]:
-    """Read and check a ``histograms.json``: every moment present, one count per bin.
-
-    Raises ``ValueError`` naming the file and what is missing or malformed.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the weight histograms ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object with tensor, bin_edges and moments")
-    edges = data.get("bin_edges")
-    if (
-        not isinstance(edges, list)
-        or len(edges) < 2
-        or not all(isinstance(e, (int, float)) and math.isfinite(e) for e in edges)
-        or any(b <= a for a, b in itertools.pairwise(edges))
-    ):
-        raise ValueError(f"{path}: 'bin_edges' should be at least two finite, increasing numbers")
-    moments = data.get("moments")
-    if not isinstance(moments, dict):
-        raise ValueError(f"{path}: 'moments' should map each of {', '.join(MOMENTS)} to its counts")
-    for moment in MOMENTS:
-        if moment not in moments:
-            raise ValueError(
-                f"{path}: the moment {moment!r} ({MOMENTS[moment]}) is missing; "
-                f"expected all of {', '.join(MOMENTS)} (found {', '.join(moments) or 'none'})"
-            )
-        counts = moments[moment]
-        if (
-            not isinstance(counts, list)
-            or len(counts) != len(edges) - 1
-            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
-        ):
-            raise ValueError(
-                f"{path}: moment {moment!r} should hold {len(edges) - 1} non-negative integer counts "
-                f"(one per bin between the {len(edges)} edges)"
-            )
-    return data
-
-
-def _save(figure: Figure, out_path: Path) -> Path:
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(Path(out_path), buffer.getvalue())
-    return Path(out_path)
-
-
-def plot_histograms(source: Path, out_path: Path, title: str = "") -> Path:
+def plot_histograms(
+    source: Path, out_path: Path, title: str = "", study: Study | None = None, seed: int | None = None
+) -> Path:
     """Draw the five weight histograms of ``source`` (a run folder or its ``histograms.json``)
     as one PNG at ``out_path``. A tall bar (the spike of restored zeros) is cut at a scale
-    that keeps the other bars readable, and its count is written on it."""
+    that keeps the other bars readable, and its count is written on it. ``study``: the study the
+    run belongs to, for the figure's index entry (seed ``seed``)."""
     source = Path(source)
     path = RunFolder(source).histograms if source.is_dir() else source
-    data = load_histograms(path)
-    edges = [float(e) for e in data["bin_edges"]]
+    data = read_histograms(path)
+    edges = data.bin_edges
     figure = Figure(figsize=(17, 3.6))  # fixed margins: constrained layout doubles the drawing time
     figure.subplots_adjust(left=0.04, right=0.99, bottom=0.16, top=0.84, wspace=0.22)
     axes = figure.subplots(1, len(MOMENTS), sharex=True)
     for ax, (moment, caption) in zip(axes, MOMENTS.items(), strict=True):
-        counts = data["moments"][moment]
+        counts = data.moments[moment]
         ax.stairs(counts, edges, fill=True, color="#1f77b4", alpha=0.85)
         ordered = sorted(counts, reverse=True)
         tallest, next_tallest = ordered[0], ordered[1] if len(ordered) > 1 else 0
@@ -129,43 +85,47 @@ def plot_histograms(source: Path, out_path: Path, title: str = "") -> Path:
         ax.set_xlabel(f"weight  (n={total:,}, mean |w|≈{mean_abs:.3g})", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("count")
-    figure.suptitle(title or f"weight histograms of {data.get('tensor', '?')}", fontsize=10)
-    return _save(figure, out_path)
+    figure.suptitle(title or f"weight histograms of {data.tensor}", fontsize=10)
+    entry = None
+    if study is not None:
+        caption = HISTOGRAMS_CAPTION.format(seed=seed)
+        entry = FigureEntry(
+            HISTOGRAMS, caption, study=study.key, seed=seed, standin=is_standin(study.dataset)
+        )
+    return save_figure(figure, out_path, entry)
 
 
 # ====================================================================== curves
-def _lines(run: Run) -> list[dict[str, Any]]:
+Lines = list[TrainLine | EvalLine]
+
+
+def _lines(run: Run) -> Lines:
     """The run's ``metrics.jsonl`` lines (none when the file is gone)."""
     path = run.files.metrics
-    return read_jsonl(path) if path.is_file() else []
+    return read_lines(path) if path.is_file() else []
 
 
-def _end_epoch(lines: list[dict[str, Any]]) -> float:
-    return max((float(line.get("epoch", 0.0)) for line in lines), default=0.0)
+def _end_epoch(lines: Lines) -> float:
+    return max((line.epoch for line in lines), default=0.0)
 
 
-def _series(lines: list[dict[str, Any]], split: str, metric: str, offset: float):
+def _series(lines: Lines, split: str, metric: str, offset: float):
     """(train-loss points, metric points) of one run, epochs shifted by ``offset``."""
-    train = [
-        (offset + float(line["epoch"]), float(line["train_loss"]))
-        for line in lines
-        if line.get("split") == "train" and line.get("train_loss") is not None
-    ]
+    train = [(offset + line.epoch, line.train_loss) for line in lines if isinstance(line, TrainLine)]
     evals = [
-        (offset + float(line["epoch"]), float(line["metrics"][metric]))
+        (offset + line.epoch, line.metrics[metric])
         for line in lines
-        if line.get("split") == split and metric in (line.get("metrics") or {})
+        if isinstance(line, EvalLine) and line.split == split and metric in line.metrics
     ]
     return sorted(train), sorted(evals)
 
 
-def _phase_spans(lines: list[dict[str, Any]], offset: float) -> list[tuple[float, float, str]]:
+def _phase_spans(lines: Lines, offset: float) -> list[tuple[float, float, str]]:
     """(start, end, label) of every phase logged in ``lines``, in epochs shifted by ``offset``."""
-    spans: dict[int, list[Any]] = {}
+    spans: dict[int, list] = {}
     for line in lines:
-        index = int(line.get("phase", 0))
-        epoch = offset + float(line.get("epoch", 0.0))
-        span = spans.setdefault(index, [epoch, epoch, str(line.get("phase_label", ""))])
+        epoch = offset + line.epoch
+        span = spans.setdefault(line.phase, [epoch, epoch, line.phase_label])
         span[1] = max(span[1], epoch)
     ordered = sorted(spans.items())
     result, start = [], offset
@@ -246,7 +206,8 @@ def plot_curves(study: Study, out_path: Path, split: str | None = None) -> Path:
         f"{study.paper_key} on {study.dataset}\nrecipe {study.recipe}  (seeds {', '.join(map(str, seeds))})",
         fontsize=10,
     )
-    return _save(figure, out_path)
+    entry = FigureEntry(CURVES, CURVES_CAPTION, study=study.key, standin=is_standin(study.dataset))
+    return save_figure(figure, out_path, entry)
 
 
 def _draw(ax, series: list[list[tuple[float, float]]], method: str, markers: bool) -> None:
@@ -272,15 +233,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
-def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
-    """The curves of every study and the weight histograms of its first-seed DSD run, as PNGs
-    under ``out_dir``; returns the paths written. A run whose records cannot be drawn
-    is skipped with a ``SkippedRunWarning`` naming it."""
+def draw_figures(finished: Finished, out_dir: Path) -> list[Path]:
+    """The curves of every study and the weight histograms of its first-seed DSD run, and each
+    sweep's figure, as PNGs under ``out_dir``, each entered in the folder's index with its study or
+    sweep; returns the paths written. A run whose records cannot be drawn is skipped with a
+    ``SkippedRunWarning`` naming it."""
     out_dir = Path(out_dir)
     written: list[Path] = []
-    runs = load_runs(Path(runs_dir))
-    studies = group_studies(runs)
-    for study in sorted(studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
+    for study in sorted(finished.studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
         stem = f"{_slug(study.task)}-{_slug(study.model)}_{_slug(study.first.result.dataset)}_{study.key}"
         try:
             written.append(plot_curves(study, out_dir / f"curves_{stem}.png"))
@@ -290,34 +250,23 @@ def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
             if not run.files.histograms.is_file():
                 continue
             r = run.result
-            title = (
-                f"{r.paper_key} on {r.dataset}, seed {r.seed}: weights of {{tensor}} at the five DSD moments"
-            )
+            path = out_dir / f"histograms_{stem}_seed{r.seed}.png"
             try:
-                tensor = load_histograms(run.files.histograms).get("tensor", "?")
-                path = out_dir / f"histograms_{stem}_seed{r.seed}.png"
-                written.append(plot_histograms(run.folder, path, title.format(tensor=tensor)))
+                tensor = read_histograms(run.files.histograms).tensor
+                title = (
+                    f"{r.paper_key} on {r.dataset}, seed {r.seed}: "
+                    f"weights of {tensor} at the five DSD moments"
+                )
+                written.append(plot_histograms(run.folder, path, title, study, r.seed))
             except ValueError as err:
                 warnings.warn(
                     SkippedRunWarning(f"skipping the histograms of run {run.folder}: {err}"), stacklevel=2
                 )
-    for sweep in load_sweeps(Path(runs_dir), runs):
+    for sweep in finished.sweeps:
         written.append(plot_sweep(sweep, out_dir / f"sweep_{_slug(sweep.key)}.png"))
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``dsd-suite figures``: draw every figure; skipped runs are listed on stderr."""
-    parser = argparse.ArgumentParser(prog="dsd-suite figures", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="run records to read")
-    parser.add_argument("--out", type=Path, default=Path("results/figures"), help="where the PNGs go")
-    args = parser.parse_args(argv)
-    with skipped_runs_on_stderr():
-        paths = build_figures(args.runs, args.out)
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def build_figures(runs_dir: Path, out_dir: Path) -> list[Path]:
+    """``draw_figures`` of the finished runs under ``runs_dir``."""
+    return draw_figures(Finished.load(runs_dir), out_dir)

@@ -16,44 +16,21 @@ which the browser test reads.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import re
-import sys
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsd.files import atomic_write_text
-from dsd.report.figures import build_figures
+from dsd.records.figures import CURVES, HISTOGRAMS, SWEEP, TASK, read_entry
+from dsd.report.cells import is_standin
+from dsd.report.finished import Finished
 from dsd.report.render import html_text, render_html
-from dsd.report.runs import ReportWarning, load_runs
-from dsd.report.studies import Study, group_studies
-from dsd.report.sweeps import Sweep, load_sweeps
-from dsd.report.tables import TableFile, add_source_arguments, table_documents, write_tables
-
-#: A dataset label holding this marks a stand-in (the tasks name theirs "digits stand-in", ...).
-STANDIN = "stand-in"
-
-CURVES_CAPTION = (
-    "Training loss and the primary metric against epochs: the baseline, then DSD and the dense control "
-    "continuing from its end (grey: sparse phases; several seeds: their mean and a min-max band)."
-)
-HISTOGRAMS_CAPTION = (
-    "Weights of one tensor at the five DSD moments (the paper's Figure 4): dense, just pruned, after "
-    "sparse retraining, at re-dense, after re-dense; seed {seed}."
-)
-SWEEP_CAPTION = (
-    "DSD's metric against its sparsity, with the seeds' spread; the baseline and the dense control as bands."
-)
-
-
-def is_standin(label: str) -> bool:
-    """Whether a dataset label (or any text naming one) names a stand-in."""
-    return STANDIN in label
+from dsd.report.studies import Study
+from dsd.report.sweeps import Sweep
+from dsd.report.tables import TableFile, documents, read_paper, write_tables
 
 
 @dataclass
@@ -77,21 +54,12 @@ class FigureGroup:
 
 # ---------------------------------------------------------------------- which figure is whose
 def _slug(text: str) -> str:
-    """A name as ``dsd.report.figures`` puts it in a file name."""
+    """A name as an HTML anchor takes it."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
 def study_title(study: Study) -> str:
     return f"{study.paper_key} on {study.dataset}, recipe {study.recipe} (study {study.key})"
-
-
-def _sweep_label(sweep: Sweep) -> tuple[str, str]:
-    """(paper key, dataset) of a sweep: from its runs, else from its manifest."""
-    try:
-        result = sweep.any_run.result
-        return result.paper_key, result.dataset
-    except StopIteration:
-        return str(sweep.manifest.get("paper_key", "?")), str(sweep.manifest.get("dataset", "?"))
 
 
 def _markdown_title(path: Path) -> str:
@@ -102,41 +70,41 @@ def _markdown_title(path: Path) -> str:
 
 
 def figure_groups(figures_dir: Path, studies: Sequence[Study], sweeps: Sequence[Sweep]) -> list[FigureGroup]:
-    """Every PNG (and markdown table) under ``figures_dir``, grouped: one group per study (its
-    curves and histograms, named ``*_<study key>.png`` / ``*_<study key>_seed<N>.png`` by
-    ``dsd.report.figures``), one for the sweeps (``sweep_*.png``), then one per name prefix for
-    the rest (a task's own figures, e.g. ``flickr8k_captions.{png,md}``). A figure no study
-    claims is still shown; it is labelled a stand-in when its markdown twin says so."""
+    """Every PNG (and markdown table) under ``figures_dir``, grouped by what each says it shows
+    (its ``FigureEntry``, ``dsd.records.figures``): one group per study (its curves, histograms and
+    the figures its task drew of it, with their markdown), then one for the sweeps. A figure
+    without an entry, or of a study not among ``studies``, is still shown, grouped by the prefix
+    of its name and labelled a stand-in when its markdown twin says so."""
     figures_dir = Path(figures_dir)
     pngs = sorted(figures_dir.rglob("*.png")) if figures_dir.is_dir() else []
     texts = sorted(figures_dir.rglob("*.md")) if figures_dir.is_dir() else []
-    claimed: set[Path] = set()
+    entries = {path: entry for path in pngs if (entry := read_entry(path)) is not None}
     groups: list[FigureGroup] = []
     for study in sorted(studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
-        group = FigureGroup(
-            f"fig-{_slug(study.paper_key)}-{study.key}", study_title(study), is_standin(study.dataset)
-        )
-        for path in pngs:
-            if re.fullmatch(rf"curves_.*_{re.escape(study.key)}\.png", path.name):
-                group.figures.append(Shown(path, CURVES_CAPTION))
-            elif seed := re.fullmatch(rf"histograms_.*_{re.escape(study.key)}_seed(\d+)\.png", path.name):
-                group.figures.append(Shown(path, HISTOGRAMS_CAPTION.format(seed=seed.group(1))))
-        claimed.update(shown.path for shown in group.figures)
+        anchor = f"fig-{_slug(study.paper_key)}-{study.key}"
+        group = FigureGroup(anchor, study_title(study), is_standin(study.dataset))
+        for path, entry in entries.items():
+            if entry.study == study.key and entry.kind in (CURVES, HISTOGRAMS, TASK):
+                group.figures.append(Shown(path, entry.caption))
+                if entry.text and (path.parent / entry.text).is_file():
+                    group.texts.append(path.parent / entry.text)
         if group.figures:
             groups.append(group)
-    sweep_files = [p for p in pngs if p.name.startswith("sweep_") and p not in claimed]
-    if sweep_files:
-        labels = {f"sweep_{_slug(s.key)}.png": (s.key, *_sweep_label(s)) for s in sweeps}
-        group = FigureGroup("fig-sweeps", "Sparsity sweeps", standin=False)
-        for path in sweep_files:
-            key, paper_key, dataset = labels.get(path.name, (path.stem[len("sweep_") :], "", ""))
-            about = f"{paper_key} on {dataset}, sweep {key}: " if paper_key else f"sweep {key}: "
-            group.figures.append(Shown(path, about + SWEEP_CAPTION))
-            group.standin |= is_standin(dataset)
-        claimed.update(sweep_files)
+    swept = {s.key for s in sweeps}
+    shown = [(p, e) for p, e in entries.items() if e.kind == SWEEP and (e.sweep in swept or not sweeps)]
+    if shown:
+        group = FigureGroup("fig-sweeps", "Sparsity sweeps", standin=any(e.standin for _, e in shown))
+        group.figures = [Shown(path, e.caption) for path, e in shown]
         groups.append(group)
+    claimed = {path for group in groups for path in [*(s.path for s in group.figures), *group.texts]}
+    return groups + _unclaimed([p for p in [*pngs, *texts] if p not in claimed])
+
+
+def _unclaimed(paths: list[Path]) -> list[FigureGroup]:
+    """Figures without an entry: one group per name prefix, a PNG captioned by its markdown
+    twin's title, the markdown itself shown beside."""
     rest: dict[str, FigureGroup] = {}
-    for path in [p for p in pngs if p not in claimed] + texts:
+    for path in paths:
         prefix = path.stem.split("_", 1)[0]
         group = rest.setdefault(
             prefix, FigureGroup(f"fig-{_slug(prefix)}", f"{prefix}: the task's own figures", False)
@@ -147,8 +115,7 @@ def figure_groups(figures_dir: Path, studies: Sequence[Study], sweeps: Sequence[
         else:
             group.texts.append(path)
             group.standin |= is_standin(path.read_text(encoding="utf-8"))
-    groups += rest.values()
-    return groups
+    return list(rest.values())
 
 
 # ---------------------------------------------------------------------- HTML pieces
@@ -330,63 +297,22 @@ def render_page(files: Sequence[TableFile], studies: Sequence[Study], groups: Se
     return "\n".join(out) + "\n"
 
 
-# ---------------------------------------------------------------------- the command
-def build_page(runs_dir: Path, figures_dir: Path, out: Path, paper_dir: Path | None = None,
-               tables_dir: Path | None = None) -> Path:  # fmt: skip
-    """Write the report page to ``out`` (atomically) from the finished runs under ``runs_dir``
-    and the PNGs already under ``figures_dir``; returns ``out``. ``tables_dir``: also write the
-    table files there (the same documents the page shows)."""
-    runs = load_runs(Path(runs_dir))
-    studies = group_studies(runs)
-    files = table_documents(Path(runs_dir), paper_dir, runs=runs)
-    if tables_dir is not None:
-        write_tables(files, Path(tables_dir))
-    groups = figure_groups(Path(figures_dir), studies, load_sweeps(Path(runs_dir), runs))
-    atomic_write_text(Path(out), render_page(files, studies, groups, Path(figures_dir)))
+# ---------------------------------------------------------------------- the page
+def write_page(finished: Finished, files: Sequence[TableFile], figures_dir: Path, out: Path) -> Path:
+    """Write the report page to ``out`` (atomically): the table documents ``files`` and the
+    figures under ``figures_dir``, of the studies in ``finished``; returns ``out``."""
+    groups = figure_groups(Path(figures_dir), finished.studies, finished.sweeps)
+    atomic_write_text(Path(out), render_page(files, finished.studies, groups, Path(figures_dir)))
     return Path(out)
 
 
-@contextmanager
-def _report_warnings_once() -> Iterator[None]:
-    """Each ``ReportWarning`` (a skipped run, ...) as one ``warning:`` line on stderr, once, though
-    the tables, the figures and the page each read the runs."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ReportWarning)
-        yield
-    seen: set[str] = set()
-    for warning in caught:
-        if not issubclass(warning.category, ReportWarning):
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-        elif str(warning.message) not in seen:
-            seen.add(str(warning.message))
-            print(f"warning: {warning.message}", file=sys.stderr)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``dsd-suite report``: rebuild the tables and figures from the runs, then the page; prints
-    the page's path last."""
-    parser = argparse.ArgumentParser(prog="dsd-suite report", description=__doc__.split("\n\n")[0])
-    add_source_arguments(parser)
-    parser.add_argument("--tables", type=Path, default=Path("results/tables"), help="where the tables go")
-    parser.add_argument("--figures", type=Path, default=Path("results/figures"), help="where the PNGs are")
-    parser.add_argument("--out", type=Path, default=Path("results/report.html"), help="the page to write")
-    parser.add_argument(
-        "--reuse-figures",
-        action="store_true",
-        help="embed the PNGs already under --figures instead of drawing them again (the tables are "
-        "always rebuilt: they take a second)",
-    )
-    args = parser.parse_args(argv)
-    with _report_warnings_once():
-        if not args.reuse_figures:
-            drawn = build_figures(args.runs, args.figures)
-            print(f"figures: {len(drawn)} drawn in {args.figures}")
-        page = build_page(args.runs, args.figures, args.out, args.paper, tables_dir=args.tables)
-    print(f"tables:  {args.tables}")
-    size = page.stat().st_size
-    print(f"report:  {page}  ({size / 1e6:.1f} MB, self-contained: open it in any browser)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def build_page(runs_dir: Path, figures_dir: Path, out: Path, paper_dir: Path | None = None,
+               tables_dir: Path | None = None) -> Path:  # fmt: skip
+    """Write the report page to ``out`` from the finished runs under ``runs_dir`` and the PNGs
+    already under ``figures_dir``; returns ``out``. ``tables_dir``: also write the table files
+    there (the same documents the page shows)."""
+    finished = Finished.load(Path(runs_dir))
+    files = documents(finished, read_paper(paper_dir))
+    if tables_dir is not None:
+        write_tables(files, Path(tables_dir))
+    return write_page(finished, files, figures_dir, out)

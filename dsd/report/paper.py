@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from dsd.records.run import METHODS
+from dsd.records import METHODS
 from dsd.report.runs import ReportWarning
 
 if TYPE_CHECKING:

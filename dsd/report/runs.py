@@ -2,7 +2,7 @@
 
 A run folder (``results/runs/<task>-<model>/<method>-<hash8>/seed<N>/``, its files named in
 ``dsd.records.layout``) counts once it holds ``done`` and a ``result.json`` that
-``dsd.records.run.RunResult.from_json`` accepts. Anything else is skipped with a
+``dsd.records.RunResult.from_json`` accepts. Anything else is skipped with a
 ``SkippedRunWarning`` naming the folder and why, never an exception: one torn write must not cost
 the tables of a hundred good runs.
 
@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsd.records.layout import DONE_MARKER, RECORD_FILES, RESULT_FILE, RunFolder
-from dsd.records.run import RunResult, load_result
+from dsd.records import DONE_MARKER, RESULT_FILE, ResultsFolder, RunFolder, RunResult, load_result
 
 
 class ReportWarning(UserWarning):
@@ -64,10 +63,8 @@ class Run:
 
     @property
     def study_baseline(self) -> str:
-        """The hash of the baseline run whose study this run belongs to: its own for a baseline,
-        the record's ``baseline_hash`` for a branch ("" when the record cannot name it)."""
-        result = self.result
-        return result.hash if result.method == "baseline" else result.baseline_hash
+        """The hash of the baseline run whose study this run belongs to (``RunRecord.study_baseline``)."""
+        return self.result.study_baseline
 
 
 def _skip(folder: Path, reason: str) -> None:
@@ -96,13 +93,9 @@ def load_runs(runs_dir: Path) -> list[Run]:
     same method and seed from the same baseline and recipe (duplicate; the first is kept).
     Runs recorded without a data fingerprint are kept, with one ``UnverifiedDataWarning``.
     """
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    folders = sorted({p.parent for name in RECORD_FILES for p in runs_dir.rglob(name) if p.is_file()})
     runs: list[Run] = []
     seen: dict[tuple[object, ...], Path] = {}
-    for folder in folders:
+    for folder in (f.path for f in ResultsFolder.at(Path(runs_dir).parent, runs=runs_dir).run_folders()):
         run = _read(folder)
         if isinstance(run, str):
             _skip(folder, run)

@@ -8,8 +8,6 @@ grouped by what they share instead (task, dataset, recipe, scale and task config
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,10 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from dsd.records.run import Metrics, RunResult
+from dsd.records import METHOD_TABLE, Metrics, RunResult
+from dsd.records.methods import BASELINE, CONTROL
+from dsd.records.run import FINGERPRINT_SHORT
 from dsd.report.runs import Run
 from dsd.schedule import Schedule
-from dsd.taskkit.fingerprint import SHORT_LENGTH
 
 
 @dataclass
@@ -40,7 +39,7 @@ class Study:
     @property
     def data_short(self) -> str:
         """The fingerprint as the tables show it, or why there is none."""
-        return self.data[:SHORT_LENGTH] if self.data else "unverified"
+        return self.data[:FINGERPRINT_SHORT] if self.data else "unverified"
 
     def of(self, method: str) -> list[Run]:
         """The runs of ``method``, in seed order."""
@@ -125,10 +124,6 @@ def label_of(result: RunResult) -> str:
     return f"{result.dataset} [{'; '.join(notes)}]" if notes else result.dataset
 
 
-def _study_id(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
 def group_studies(runs: Sequence[Run]) -> list[Study]:
     """Group runs into studies: branches by (their baseline run, recipe); a baseline joins every
     study whose branches start from it (one baseline can serve several recipes with its head)."""
@@ -136,29 +131,23 @@ def group_studies(runs: Sequence[Run]) -> list[Study]:
 
     def study_for(run: Run) -> Study:
         r = run.result
-        if run.study_baseline:
-            ident = [r.paper_key, r.dataset, run.study_baseline, r.recipe]
-        else:  # records without the link: same task, data, recipe, scale and config
-            config = {k: v for k, v in r.task_config.items() if k != "recipe"}
-            ident = [r.paper_key, r.dataset, r.recipe, r.epochs_scale, config]
-        if r.data_fingerprint:  # never mix runs on different data (nor verified with unverified ones)
-            ident.append(r.data_fingerprint)
-        key = _study_id(ident)
+        key = r.study_key  # never mixes runs on different data (nor verified with unverified ones)
         if key not in studies:
             studies[key] = Study(key, r.paper_key, r.task, r.model, label_of(r), r.recipe, r.data_fingerprint)
         return studies[key]
 
-    pruned = [run for run in runs if run.result.method not in ("baseline", "dense-control")]
+    roles = {run.folder: METHOD_TABLE[run.result.method].role for run in runs}
+    pruned = [run for run in runs if roles[run.folder] not in (BASELINE, CONTROL)]
     for run in pruned:
         study_for(run).runs.append(run)
     # A dense control never prunes, so it is the same run for every sparsity of a recipe (a
     # sweep's points): it joins every study from its baseline whose recipe it controls.
-    for run in (r for r in runs if r.result.method == "dense-control"):
+    for run in (r for r in runs if roles[r.folder] == CONTROL):
         homes = [s for s in studies.values() if run.study_baseline and _controls(run, s)]
         for study in homes or [study_for(run)]:
             study.runs.append(run)
     for run in runs:
-        if run.result.method != "baseline":
+        if roles[run.folder] != BASELINE:
             continue
         homes = [s for s in studies.values() if run.study_baseline and _serves(run, s)]
         for study in homes or [study_for(run)]:

@@ -1,6 +1,6 @@
 """The sparsity sweeps: DSD's metric against its sparsity, the choice made on validation.
 
-A sweep's manifest (``results/sweeps/*.json``, written by ``dsd.run.sweep``) names its runs: one
+A sweep's manifest (``results/sweeps/*.json``, ``dsd.records.sweep``) names its runs: one
 baseline and one dense control shared by every point, and DSD at each sparsity, over seeds.
 Each sweep gets a table (one row per sparsity: the selection split's metric that chose it, the
 report split's, DSD's gain over the control with its interval and verdict; the baseline and the
@@ -11,8 +11,6 @@ the paper's protocol; it is then read on the report split.
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from dsd.report.cells import metric_label
+from dsd.records import ResultsFolder
+from dsd.records.figures import SWEEP, FigureEntry
+from dsd.records.sweep import SweepManifest, read_manifest
+from dsd.report.cells import is_standin, metric_label
 from dsd.report.render import Document, Table
 from dsd.report.runs import Run
 from dsd.report.stats import GAIN_RULE, MISSING, Gain, Stat
 
-SWEEPS_FOLDER = "sweeps"
+SWEEP_CAPTION = (
+    "DSD's metric against its sparsity, with the seeds' spread; the baseline and the dense control as bands."
+)
 SWEEP_CSV = ["sweep", "paper_key", "dataset", "method", "sparsity", "split", "metric", "mean", "std", "n",
              "selected"]  # fmt: skip
 
@@ -35,7 +38,7 @@ class Sweep:
     """One sweep's manifest and its finished runs."""
 
     key: str
-    manifest: dict[str, Any]
+    manifest: SweepManifest
     points: dict[float, list[Run]]  # sparsity -> the DSD runs
     baseline: list[Run]
     control: list[Run]
@@ -59,7 +62,7 @@ class Sweep:
 
     def selected(self) -> float | None:
         """The sparsity with the best mean on the selection split (None without any run)."""
-        split, higher = self.manifest["selection_split"], self.spec["higher_is_better"]
+        split, higher = self.manifest.selection_split, self.spec["higher_is_better"]
         means = {s: self.values(runs, split).mean() for s, runs in self.points.items() if runs}
         means = {s: m for s, m in means.items() if pd.notna(m)}
         if not means:
@@ -69,21 +72,20 @@ class Sweep:
 
 def load_sweeps(runs_dir: Path, runs: Sequence[Run]) -> list[Sweep]:
     """Every sweep manifest beside ``runs_dir`` whose runs are among ``runs`` (finished ones)."""
-    folder = Path(runs_dir).parent / SWEEPS_FOLDER
+    results = ResultsFolder.at(Path(runs_dir).parent, runs=runs_dir)
     by_path = {Path(r.folder).resolve(): r for r in runs}
     sweeps = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in results.sweep_manifests():
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            manifest = read_manifest(path)
+        except ValueError:
             continue
-        results = folder.parent
         found: dict[float, list[Run]] = {}
         baseline: dict[Path, Run] = {}
         control: dict[Path, Run] = {}
-        for key, folders in manifest.get("runs", {}).items():
+        for key, folders in manifest.runs.items():
             for relative in folders:
-                run = by_path.get((results / relative).resolve())
+                run = by_path.get((results.root / relative).resolve())
                 if run is None:
                     continue
                 method = run.result.method
@@ -105,7 +107,7 @@ def _stat(values: pd.Series) -> str:
 
 def sweep_table(sweep: Sweep) -> Table:
     m = sweep.manifest
-    select, report, metric = m["selection_split"], m["report_split"], sweep.metric
+    select, report, metric = m.selection_split, m.report_split, sweep.metric
     label = metric_label(metric, sweep.spec)
     chosen = sweep.selected()
     higher = sweep.spec["higher_is_better"]
@@ -132,13 +134,13 @@ def sweep_table(sweep: Sweep) -> Table:
     )
     same = select == report
     caption = (
-        f"Recipe {m['recipe']} (epochs ×{m['epochs_scale']:g}), every sparse phase scaled to the swept "
+        f"Recipe {m.recipe} (epochs ×{m.epochs_scale:g}), every sparse phase scaled to the swept "
         f"sparsity; one baseline and one dense control shared by every point. The sparsity is chosen by "
         f"the best mean {select} {label} (the paper's protocol) and read on {report}."
         + (" This task has one evaluation split, so the choice and its reading share it: an optimistic "
            "reading." if same else "")
     )  # fmt: skip
-    return Table(f"{m['paper_key']} on {m['dataset']}: sparsity sweep ({sweep.key})", caption, header, rows)
+    return Table(f"{m.paper_key} on {m.dataset}: sparsity sweep ({sweep.key})", caption, header, rows)
 
 
 def sweeps_document(sweeps: Sequence[Sweep]) -> Document:
@@ -153,9 +155,9 @@ def sweeps_frame(sweeps: Sequence[Sweep]) -> pd.DataFrame:
         groups = [("baseline", 0.0, sweep.baseline), ("dense-control", 0.0, sweep.control)]
         groups += [("dsd", s, runs) for s, runs in sweep.points.items()]
         for method, sparsity, runs in groups:
-            for split in dict.fromkeys([m["selection_split"], m["report_split"]]):
+            for split in dict.fromkeys([m.selection_split, m.report_split]):
                 stat = Stat.of(sweep.values(runs, split))
-                rows.append({"sweep": sweep.key, "paper_key": m["paper_key"], "dataset": m["dataset"],
+                rows.append({"sweep": sweep.key, "paper_key": m.paper_key, "dataset": m.dataset,
                              "method": method, "sparsity": sparsity, "split": split, "metric": sweep.metric,
                              "mean": stat.mean, "std": stat.std, "n": stat.n,
                              "selected": method == "dsd" and sparsity == chosen})  # fmt: skip
@@ -167,13 +169,12 @@ def sweeps_frame(sweeps: Sequence[Sweep]) -> pd.DataFrame:
 def plot_sweep(sweep: Sweep, out_path: Path) -> Path:
     """The report split's metric against sparsity: DSD's seeds as a mean with min-max error bars,
     the baseline and the dense control as horizontal bands (mean line, min-max shade)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from dsd.files import atomic_write_bytes
+    from dsd.report.drawing import save_figure
 
     m = sweep.manifest
-    split, chosen = m["report_split"], sweep.selected()
+    split, chosen = m.report_split, sweep.selected()
     figure = Figure(figsize=(7, 4.2))
     figure.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.86)
     ax = figure.subplots()
@@ -195,15 +196,13 @@ def plot_sweep(sweep: Sweep, out_path: Path) -> Path:
     )
     if chosen is not None:
         ax.axvline(
-            chosen, color="#1f77b4", lw=0.8, ls=":", label=f"chosen on {m['selection_split']}: {chosen:g}"
+            chosen, color="#1f77b4", lw=0.8, ls=":", label=f"chosen on {m.selection_split}: {chosen:g}"
         )
     ax.set_xlabel("sparsity of the first sparse phase")
     ax.set_ylabel(f"{split} {metric_label(sweep.metric, sweep.spec)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    figure.suptitle(f"{m['paper_key']} on {m['dataset']}: sparsity sweep\nrecipe {m['recipe']}", fontsize=9)
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(Path(out_path), buffer.getvalue())
-    return Path(out_path)
+    figure.suptitle(f"{m.paper_key} on {m.dataset}: sparsity sweep\nrecipe {m.recipe}", fontsize=9)
+    caption = f"{m.paper_key} on {m.dataset}, sweep {sweep.key}: {SWEEP_CAPTION}"
+    entry = FigureEntry(SWEEP, caption, sweep=sweep.key, standin=is_standin(m.dataset))
+    return save_figure(figure, out_path, entry)

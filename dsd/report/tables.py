@@ -27,8 +27,6 @@ text from ``render``.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,12 +35,11 @@ from pathlib import Path
 import pandas as pd
 
 from dsd.files import atomic_write_text
+from dsd.report.finished import Finished
 from dsd.report.overview import overview
 from dsd.report.paper import PaperNumbersWarning, load_paper, no_paper
 from dsd.report.render import Document, render_latex, render_markdown
-from dsd.report.runs import Run, load_runs, skipped_runs_on_stderr
-from dsd.report.studies import group_studies
-from dsd.report.sweeps import load_sweeps, sweeps_document, sweeps_frame
+from dsd.report.sweeps import sweeps_document, sweeps_frame
 from dsd.report.task_tables import task_document, task_frame, task_order
 
 
@@ -74,24 +71,24 @@ class TableFile:
     frame: pd.DataFrame
 
 
-def table_documents(
-    runs_dir: Path, paper_dir: Path | None, runs: Sequence[Run] | None = None
-) -> list[TableFile]:
+def documents(finished: Finished, paper: pd.DataFrame) -> list[TableFile]:
     """Every table file's content, in the order they are written: the overview, one per task,
-    then the sweeps (when any). ``runs``: the finished runs under ``runs_dir`` when the caller
-    has loaded them already (each skipped folder then warns once), else loaded here."""
-    paper = read_paper(paper_dir)
-    runs = load_runs(Path(runs_dir)) if runs is None else list(runs)
-    studies = group_studies(runs)
+    then the sweeps (when any)."""
+    studies = finished.studies
     doc, frame = overview(studies, paper)
     files = [TableFile("overview", doc, frame)]
     for task in task_order(studies, paper):
         mine = [s for s in studies if s.task == task]
         files.append(TableFile(task, task_document(task, mine, paper), task_frame(mine, paper)))
-    sweeps = load_sweeps(Path(runs_dir), runs)
-    if sweeps:
-        files.append(TableFile("sweeps", sweeps_document(sweeps), sweeps_frame(sweeps)))
+    if finished.sweeps:
+        files.append(TableFile("sweeps", sweeps_document(finished.sweeps), sweeps_frame(finished.sweeps)))
     return files
+
+
+def table_documents(runs_dir: Path, paper_dir: Path | None) -> list[TableFile]:
+    """``documents`` of the finished runs under ``runs_dir`` and the paper's numbers in ``paper_dir``
+    (None: those shipped with the package)."""
+    return documents(Finished.load(Path(runs_dir)), read_paper(paper_dir))
 
 
 def write_tables(files: Sequence[TableFile], out_dir: Path) -> list[Path]:
@@ -104,35 +101,3 @@ def build_tables(runs_dir: Path, paper_dir: Path | None, out_dir: Path) -> list[
     ``out_dir``; returns the paths written. ``paper_dir`` None: the paper's numbers shipped with
     the package. Unfinished or corrupt runs are skipped with a ``SkippedRunWarning``."""
     return write_tables(table_documents(runs_dir, paper_dir), out_dir)
-
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--runs`` and ``--paper``: what every command that builds tables reads from."""
-    parser.add_argument("--runs", type=Path, default=Path("results/runs"), help="run records to read")
-    parser.add_argument(
-        "--paper",
-        type=Path,
-        default=None,
-        help="the paper's numbers (CSV files); default: those shipped with dsd",
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``dsd-suite tables``: build the tables; skipped runs are listed on stderr."""
-    parser = argparse.ArgumentParser(prog="dsd-suite tables", description=__doc__.split("\n\n")[0])
-    add_source_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("results/tables"), help="where the tables go")
-    parser.add_argument("--show", action="store_true", help="print the overview (markdown) when done")
-    args = parser.parse_args(argv)
-    with skipped_runs_on_stderr():
-        paths = build_tables(args.runs, args.paper, args.out)
-    for path in paths:
-        print(path)
-    if args.show:
-        print()
-        print(Path(args.out, "overview.md").read_text(encoding="utf-8"))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from dsd.records.run import METHODS, PhaseResult
+from dsd.records import METHODS, PhaseResult
 from dsd.report.ablations import ablation_tables
 from dsd.report.cells import (
     COMPARISONS,

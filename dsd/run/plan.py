@@ -5,9 +5,9 @@ sizes, classes or vocabulary) and what preparing it would still take, the model 
 parameter count, which tensors DSD prunes (the engine's own summary), every run of every method
 and seed with its phases (length, optimizer steps, learning rates, sparsity), which runs
 already exist and would be reused, and the optimizer steps in all. It writes nothing and builds
-nothing: the data is described by ``TaskAdapter.inspect``, the run folders are found where the
-study finds them (``dsd.run.study.baseline_folder`` / ``branch_folder``), and a run's folder is
-only named where the data's fingerprint (part of every run's hash) is known without preparing.
+nothing: the data is described by ``TaskAdapter.inspect``, the runs are the study's own graph
+(``dsd.run.study.Study``, the one ``run`` walks), and a run's folder is only named where the
+data's fingerprint (part of every run's hash) is known without preparing.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from torch import nn
 
 from dsd import selection
 from dsd.engine import DSD
-from dsd.records.layout import RunFolder
-from dsd.records.run import load_record
+from dsd.records import RunFolder
 from dsd.run.preflight import Preflight
 from dsd.run.settings import RunConfig
-from dsd.run.study import BRANCHES, baseline_folder, branch_folder, start_identity
+from dsd.run.study import PlannedRun, Study, start_identity
 from dsd.run.training.loop import phase_step_counts
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
@@ -34,17 +33,32 @@ REUSED, RESUMES, NEW, UNKNOWN = "done: reused", "unfinished: resumes", "new", "u
 
 
 @dataclass
-class PlannedRun:
-    """One run the study would reach: where it lives (when known), what it trains, its state."""
+class PlanLine:
+    """One run of the study as the plan shows it: the run, its state, its optimizer steps."""
 
-    method: str
-    seed: int
-    schedule: Schedule
-    first_phase: int  # the recipe index of the schedule's first phase
-    folder: RunFolder | None  # None: its hash needs the data's fingerprint, known once prepared
+    run: PlannedRun
     status: str
     steps: list[int] | None  # optimizer steps per phase; None: the training set's size is unknown
-    evaluates_start: bool = False  # a baseline given by --start: evaluated, not trained
+
+    @property
+    def method(self) -> str:
+        return self.run.method.name if self.run.requested else f"{self.run.method.name} (for the branches)"
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.run.schedule
+
+    @property
+    def folder(self) -> RunFolder | None:
+        return self.run.folder
+
+    @property
+    def evaluates_start(self) -> bool:
+        return self.run.evaluates_start
 
     @property
     def total_steps(self) -> int | None:
@@ -69,7 +83,7 @@ class StudyPlan:
     batches_per_epoch: int | None
     parameters: int | None
     pruned: list[str] | None  # what the engine prunes and leaves dense, in a few lines
-    runs: list[PlannedRun] = field(default_factory=list)
+    runs: list[PlanLine] = field(default_factory=list)
 
     def steps(self, key: str) -> int | None:
         """``total_steps`` or ``to_train`` summed over every run (None when any is unknown)."""
@@ -96,9 +110,8 @@ def plan_study(adapter: TaskAdapter, run: RunConfig, checked: Preflight) -> Stud
         pruned=None if model is None else _pruned(adapter, model, recipe),
     )
     digest = data.fingerprint.digest if data.fingerprint is not None else None
-    start_id = start_identity(adapter, run.start)
-    for seed in run.seeds:
-        plan.runs += _seed_runs(adapter, run, recipe, seed, digest, start_id, per_epoch)
+    study = Study.build(adapter, run, [recipe], digest, start_identity(adapter, run.start))
+    plan.runs = [PlanLine(r, _status(r.folder), _steps(r.schedule, per_epoch)) for r in study]
     return plan
 
 
@@ -127,34 +140,6 @@ def _pruned(adapter: TaskAdapter, model: nn.Module, recipe: Schedule) -> list[st
         for why, sizes in left.items()
     ]
     return lines
-
-
-def _seed_runs(
-    adapter: TaskAdapter,
-    run: RunConfig,
-    recipe: Schedule,
-    seed: int,
-    digest: str | None,
-    start_id: str,
-    per_epoch: int | None,
-) -> list[PlannedRun]:
-    """The baseline of ``seed`` (always: every branch starts from it) and its requested branches."""
-    steps = lambda schedule: _steps(schedule, per_epoch)  # noqa: E731
-    schedule, folder, baseline_hash = recipe.head(), None, ""
-    if digest is not None:
-        folder, baseline_hash, schedule = baseline_folder(adapter, run, recipe, seed, digest, start_id)
-        if folder.is_done:  # branches name the hash the baseline recorded (a legacy run's own)
-            baseline_hash = load_record(folder.path).hash
-    method = "baseline" if "baseline" in run.methods else "baseline (for the branches)"
-    runs = [PlannedRun(method, seed, schedule, 0, folder, _status(folder), steps(schedule), bool(start_id))]
-    for name, branch in BRANCHES.items():
-        if name not in run.methods:
-            continue
-        schedule, folder = branch.schedule(recipe), None
-        if digest is not None:
-            folder, _, schedule = branch_folder(adapter, run, recipe, seed, digest, branch, baseline_hash)
-        runs.append(PlannedRun(name, seed, schedule, 1, folder, _status(folder), steps(schedule)))
-    return runs
 
 
 def _count(n: int, noun: str) -> str:
@@ -238,7 +223,7 @@ def _fact(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _run_lines(planned: PlannedRun, plan: StudyPlan) -> list[str]:
+def _run_lines(planned: PlanLine, plan: StudyPlan) -> list[str]:
     where = (
         planned.folder.path.as_posix() if planned.folder is not None else "(folder: hash known once prepared)"
     )
@@ -255,7 +240,7 @@ def _run_lines(planned: PlannedRun, plan: StudyPlan) -> list[str]:
         if steps is not None and per_unit and schedule.decay.rule != "none":
             lr += f" -> {schedule.lr(i, (steps - 1) / per_unit):.3g} ({schedule.decay})"
         sparsity = f"{phase.sparsity:.0%} of the pruned tensors at zero" if phase.is_sparse else "dense"
-        index = planned.first_phase + i
+        index = planned.run.first_phase + i
         lines.append(f"          phase {index} {phase.label:<6} {length:<14} {shown:<14} {lr:<34} {sparsity}")
     return lines
 

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsd.records.run import METHODS, STUDY_METHODS
+from dsd.records import METHODS, STUDY_METHODS, ResultsFolder
 from dsd.taskkit.config import param
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
@@ -67,6 +67,11 @@ class RunConfig(LoopSettings):
     start: str = param(
         "", "'': train the dense phase; 'pretrained': the task's published weights; or a checkpoint file"
     )
+
+    @property
+    def results(self) -> ResultsFolder:
+        """Where the runs (and the sweeps, tables, figures) go."""
+        return ResultsFolder.at(self.results_dir)
 
     def loop(self, seed: int) -> LoopConfig:
         """The loop settings of one seed's runs."""

@@ -10,7 +10,9 @@ is scaled by the same factor, the swept value over the recipe's first sparsity (
 gives 30 % then 15 %). The sparsity is chosen on the first evaluation split (the one evaluated
 every epoch: ``val``, ``dev93``, ``dev-clean``) and reported on the last one where the task has
 another (``test``, ``eval92``, ``test-clean``); with a single split, both are that split, which
-the tables say. The sweep's manifest under ``results/sweeps/`` lists its runs for the report.
+the tables say. The sweep is one study over several recipes (``Study.build``): the graph holds
+the shared baseline and control once. Its manifest under ``results/sweeps/``
+(``dsd.records.sweep``) lists the runs of each point for the report.
 """
 
 from __future__ import annotations
@@ -18,19 +20,16 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from dsd.errors import ConfigError
-from dsd.files import atomic_write_json, read_json
-from dsd.records.run import STUDY_METHODS, config_hash
+from dsd.records import STUDY_METHODS
+from dsd.records.sweep import SweepManifest, write_manifest
 from dsd.run import dist
+from dsd.run.execute import prepare_study, train_runs
 from dsd.run.settings import RunConfig
-from dsd.run.study import run_study, study_recipe
+from dsd.run.study import Study, study_recipe
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
-
-SWEEPS_FOLDER = "sweeps"
-MANIFEST_FORMAT = 1
 
 
 def check_sparsities(values: list[float]) -> list[float]:
@@ -75,51 +74,51 @@ def selection_splits(splits: list[str]) -> tuple[str, str]:
     return splits[0], splits[-1]
 
 
+def sweep_recipes(adapter: TaskAdapter, run: RunConfig, sparsities: list[float]) -> dict[float, Schedule]:
+    """The recipe of each swept sparsity, scaled by ``run.epochs_scale``; checked before any work."""
+    base = study_recipe(adapter)
+    return {
+        s: study_recipe(adapter, run.epochs_scale, swept_recipe(base, s))
+        for s in check_sparsities(sparsities)
+    }
+
+
+def sweep_settings(run: RunConfig) -> RunConfig:
+    """A sweep's study runs the paper's comparison (baseline, DSD, control) at every point."""
+    return replace(run, methods=[m for m in STUDY_METHODS if m in run.methods] or list(STUDY_METHODS))
+
+
 def run_sweep(adapter: TaskAdapter, run: RunConfig, sparsities: list[float]) -> Path:
     """Run (or reuse) the baseline, the dense control and DSD at every sparsity, for every seed;
     returns the sweep's manifest (written by rank 0)."""
-    sparsities = check_sparsities(sparsities)
-    base = study_recipe(adapter)  # checks the recipe before any work
-    recipes = {s: swept_recipe(base, s) for s in sparsities}
-    run = replace(run, methods=[m for m in STUDY_METHODS if m in run.methods] or list(STUDY_METHODS))
-    folders = {s: run_study(adapter, run, recipe) for s, recipe in recipes.items()}
-    evaluation = list(adapter.eval_datasets())
-    select, report = selection_splits(evaluation)
-    results = Path(run.results_dir)
-    manifest: dict[str, Any] = {
-        "format": MANIFEST_FORMAT,
-        "task": adapter.name,
-        "model": adapter.model_name,
-        "paper_key": adapter.paper_key,
-        "dataset": adapter.dataset_name,
-        "recipe": str(base),
-        "epochs_scale": run.epochs_scale,
-        "sparsities": sparsities,
-        "recipes": {f"{s:g}": str(r.scaled(run.epochs_scale)) for s, r in recipes.items()},
-        "seeds": list(run.seeds),
-        "selection_split": select,
-        "report_split": report,
-        "runs": {f"{s:g}": [f.relative_to(results).as_posix() for f in fs] for s, fs in folders.items()},
-    }
-    identity = {k: manifest[k] for k in ("task", "model", "dataset", "recipe", "epochs_scale", "sparsities")}
-    path = results / SWEEPS_FOLDER / f"{adapter.name}-{adapter.model_name}-{config_hash(identity)}.json"
+    recipes = sweep_recipes(adapter, run, sparsities)
+    run = sweep_settings(run)
+    study, data, start = prepare_study(adapter, run, list(recipes.values()))
+    train_runs(adapter, run, study, data, start)
+    path, manifest = sweep_manifest(adapter, run, study, recipes)
     if dist.is_main():
-        atomic_write_json(path, _merged(path, manifest))
+        write_manifest(path, manifest)
     return path
 
 
-def _merged(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """``manifest`` with the seeds and runs an earlier call of the same sweep recorded (a sweep
-    rerun with more seeds adds to its manifest, it does not forget the first ones)."""
-    if not path.is_file():
-        return manifest
-    try:
-        earlier = read_json(path)
-    except ValueError:
-        return manifest
-    seeds = sorted(set(earlier.get("seeds", [])) | set(manifest["seeds"]))
-    runs = {
-        key: sorted(set(earlier.get("runs", {}).get(key, [])) | set(folders))
-        for key, folders in manifest["runs"].items()
-    }
-    return {**manifest, "seeds": seeds, "runs": runs}
+def sweep_manifest(
+    adapter: TaskAdapter, run: RunConfig, study: Study, recipes: dict[float, Schedule]
+) -> tuple[Path, SweepManifest]:
+    """Where the sweep's manifest goes, and what it says: each point's runs, the splits."""
+    select, report = selection_splits(list(adapter.eval_datasets()))
+    results = run.results
+    manifest = SweepManifest(
+        task=adapter.name,
+        model=adapter.model_name,
+        paper_key=adapter.paper_key,
+        dataset=adapter.dataset_name,
+        recipe=str(study_recipe(adapter)),
+        epochs_scale=run.epochs_scale,
+        sparsities=sorted(recipes),
+        selection_split=select,
+        report_split=report,
+        seeds=list(run.seeds),
+        recipes={f"{s:g}": str(r) for s, r in recipes.items()},
+        runs={f"{s:g}": [results.relative(p.folder) for p in study.of_recipe(r)] for s, r in recipes.items()},
+    )
+    return results.sweep_manifest(adapter.name, adapter.model_name, manifest.file_hash), manifest

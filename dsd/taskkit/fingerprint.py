@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsd.records.run import FINGERPRINT_SHORT as SHORT_LENGTH
+
 DIGEST_LENGTH = 16
-SHORT_LENGTH = 8
 
 
 @dataclass(frozen=True)

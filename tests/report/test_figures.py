@@ -13,9 +13,12 @@ import matplotlib.image
 import pytest
 import torch
 
-from dsd.report.figures import build_figures, load_histograms, main, plot_histograms
+from dsd.records.histograms import MOMENTS
+from dsd.records.histograms import read_histograms as load_histograms
+from dsd.report.figures import build_figures, plot_histograms
 from dsd.report.runs import SkippedRunWarning
-from dsd.run.training.histograms import MOMENTS, histogram_edges, weight_histogram
+from dsd.run.training.histograms import histogram_edges, weight_histogram
+from tasks.cli import main
 
 RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,7 +104,7 @@ def test_a_bad_histogram_file_skips_only_that_figure(tmp_path):
 def test_cli_names_the_figures(tmp_path, capsys):
     runs = tmp_path / "runs"
     shutil.copytree(RECORDS / "imagenet-vgg16", runs / "imagenet-vgg16")
-    assert main(["--runs", str(runs), "--out", str(tmp_path / "figs")]) == 0
+    assert main(["figures", "--runs", str(runs), "--out", str(tmp_path / "figs")]) == 0
     printed = capsys.readouterr().out.split()
     assert len(printed) == 2 and all(Path(p).is_file() for p in printed)
 

@@ -26,7 +26,8 @@ from dsd.report.paper import PUBLISHED, load_paper
 from dsd.report.runs import SkippedRunWarning, UnverifiedDataWarning, load_runs
 from dsd.report.stats import Stat
 from dsd.report.studies import group_studies
-from dsd.report.tables import build_tables, main
+from dsd.report.tables import build_tables
+from tasks.cli import main
 
 HERE = Path(__file__).resolve().parents[1]
 RECORDS = HERE / "fixtures" / "records"
@@ -290,7 +291,7 @@ def test_cli_lists_skipped_runs_on_stderr(tmp_path, capsys):
     runs = tmp_path / "runs"
     shutil.copytree(RECORDS / "imagenet-resnet18", runs / "imagenet-resnet18")
     out = tmp_path / "tables"
-    assert main(["--runs", str(runs), "--paper", str(PAPER), "--out", str(out), "--show"]) == 0
+    assert main(["tables", "--runs", str(runs), "--paper", str(PAPER), "--out", str(out), "--show"]) == 0
     captured = capsys.readouterr()
     broken = [folder for folder in BROKEN if folder.startswith("imagenet-resnet18/")]
     assert len(broken) == 2 and captured.err.count("warning: skipping run") == 2

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.records import layout as runfolder
-from dsd.run.study import RunConfig, run_study
+from dsd import records as runfolder
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.run.training import clock as clocklib
 from dsd.run.training.clock import CheckpointClock
 from dsd.taskkit.weights import load_final_weights

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.records import layout as runfolder
+from dsd import records as runfolder
+from dsd.records.histograms import MOMENTS
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, run_study
-from dsd.run.training.histograms import MOMENTS
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.run.training.loop import NonFiniteLossError, RunInterrupted
 from dsd.taskkit.weights import load_final_weights
 from tests.run.toy_task import ToyConfig, ToyTask

@@ -11,9 +11,10 @@ import torch
 import torch.multiprocessing as mp
 
 from dsd import files
-from dsd.records import layout as runfolder
+from dsd import records as runfolder
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.taskkit.weights import load_final_weights
 from tests.run.toy_task import ToyTask
 

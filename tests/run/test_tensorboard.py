@@ -9,9 +9,10 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from dsd import files
-from dsd.records import layout as runfolder
-from dsd.run.study import RunConfig, run_study
-from dsd.run.training.tensorboard import FOLDER
+from dsd import records as runfolder
+from dsd.records.layout import TENSORBOARD_FOLDER as FOLDER
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from tests.run.toy_task import ToyConfig, ToyTask
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.filterwarnings("ignore::UserWarning")]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from dsd.records import layout as runfolder
+from dsd import records as runfolder
 from dsd.taskkit.weights import load_final_weights
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from tests.run.toy_task import ToyTask
 
 #: Mid-epoch checkpoints every 3 optimizer steps (an epoch of the toy on 2 ranks is 5 steps).

@@ -18,7 +18,7 @@ from torchvision.models import WeightsEnum
 import tasks
 from dsd.errors import ConfigError
 from tasks.cli import main
-from tasks.cli_errors import PREFIX
+from tasks.cli.errors import PREFIX
 from tests.run.toy_task import ToyTask
 from tests.tasks.flickr8k.test_data import CAPTIONS, write_token_layout
 from tests.tasks.imagenet.helpers import make_tree, truncate

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.cli import _methods, main
-from tasks.cli_errors import PREFIX
+from tasks.cli import main
+from tasks.cli.arguments import methods as _methods
+from tasks.cli.errors import PREFIX
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

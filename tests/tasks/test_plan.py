@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dsd.records import layout as runfolder
+from dsd import records as runfolder
+from dsd.run.execute import run_study
 from dsd.run.plan import NEW, RESUMES, REUSED, plan_study, render
 from dsd.run.preflight import preflight
-from dsd.run.study import RunConfig, run_study
+from dsd.run.settings import RunConfig
 from tasks.cli import main
 from tests.run.toy_task import ToyConfig, ToyTask
 
@@ -82,7 +83,7 @@ def test_every_study_command_in_the_readme_and_the_cluster_guide_parses() -> Non
     import shlex
 
     from tasks import get_task
-    from tasks.cli import study_parser
+    from tasks.cli.study import study_parser
 
     root = Path(__file__).resolve().parents[2]
     text = "\n".join((root / name).read_text() for name in ("README.md", "docs/cluster.md"))

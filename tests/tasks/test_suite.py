@@ -13,7 +13,7 @@ from dsd.run.settings import RunConfig
 from dsd.taskkit.adapter import default_cache_dir
 from dsd.taskkit.config import choices_of, flag_name, help_of, path_fields
 from tasks import get_task, task_names
-from tasks.cli import run_parser
+from tasks.cli.study import run_parser
 from tasks.flickr8k import corpus, features
 from tasks.imagenet import data as imagenet_data
 from tasks.wsj import audio, manifest, prepare

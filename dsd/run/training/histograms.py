@@ -1,5 +1,5 @@
 """Weight histograms of one tensor at the moments the paper's Figure 4 shows, and the loop hook
-that records them.
+that records them into the run's ``histograms.json`` (``dsd.records.histograms``).
 
 The loop records counts, not weights: a VGG-16 fc6 snapshot would be 400 MB per moment. All
 moments share the bins fixed from the dense weights, so the panels compare directly; values that
@@ -8,24 +8,12 @@ later grow past the range land in the edge bins.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from dsd.files import atomic_write_json
-from dsd.run.training.hooks import LoopHook
-
-if TYPE_CHECKING:
-    from dsd.run.training.loop import RunLoop
-
-#: The five moments, in order, with the paper's wording.
-MOMENTS = {
-    "dense": "dense (before pruning)",
-    "pruned": "just pruned (kept weights)",
-    "sparse_trained": "after sparse retraining (kept weights)",
-    "redense_start": "start of re-dense (restored zeros)",
-    "redense_trained": "after re-dense",
-}
+from dsd.records.histograms import Histograms, write_histograms
+from dsd.run.training.hooks import LoopHook, RunView
 
 
 def histogram_edges(tensor: torch.Tensor, bins: int = 101) -> list[float]:
@@ -64,20 +52,20 @@ class HistogramCapture(LoopHook):
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
 
-    def on_phase_start(self, loop: RunLoop, event: str) -> None:
+    def on_phase_start(self, run: RunView, event: str) -> None:
         moment = {"redensed": "redense_start", "before_prune": "dense", "pruned": "pruned"}.get(event)
         if moment is not None:
-            self._record(loop, moment)
+            self._record(run, moment)
 
-    def on_phase_end(self, loop: RunLoop) -> None:
-        if loop.parts.engine is not None and loop.parts.engine.is_sparse:
-            self._record(loop, "sparse_trained")
+    def on_phase_end(self, run: RunView) -> None:
+        if run.engine is not None and run.engine.is_sparse:
+            self._record(run, "sparse_trained")
         elif "redense_start" in self.data.get("moments", {}):
-            self._record(loop, "redense_trained")
+            self._record(run, "redense_trained")
 
-    def on_finish(self, loop: RunLoop) -> None:
-        if self.data and loop.info.is_main:
-            atomic_write_json(loop.folder.histograms, self.data)
+    def on_finish(self, run: RunView) -> None:
+        if self.data and run.is_main:
+            write_histograms(run.folder.histograms, Histograms(**self.data))
 
     def state_dict(self) -> dict[str, Any]:
         return self.data
@@ -85,13 +73,13 @@ class HistogramCapture(LoopHook):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.data = dict(state)
 
-    def _record(self, loop: RunLoop, moment: str) -> None:
-        engine = loop.parts.engine
+    def _record(self, run: RunView, moment: str) -> None:
+        engine = run.engine
         if engine is None or moment in self.data.get("moments", {}):
             return
         names = [t.name for t in engine.tensors]
         if not self.data:
-            self.data.update(tensor=loop.adapter.histogram_tensor(loop.parts.raw_model, names), moments={})
+            self.data.update(tensor=run.histogram_tensor(names), moments={})
         tensor = self.data["tensor"]
         weight = engine.tensors[names.index(tensor)].param.detach()
         if "bin_edges" not in self.data:

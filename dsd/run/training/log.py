@@ -15,13 +15,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from dsd.errors import UserError
-from dsd.records.layout import RunFolder, append_jsonl
+from dsd.records import RunFolder
+from dsd.records.metrics import LogLine, append_line
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -79,10 +79,10 @@ class RunLog:
         if self.is_main:
             tqdm.write(f"{self.prefix} {message}", file=sys.stderr)
 
-    def write(self, line: dict[str, Any]) -> None:
+    def write(self, line: LogLine) -> None:
         """One line of ``metrics.jsonl`` (rank 0)."""
         if self.is_main:
-            append_jsonl(self.folder.metrics, line)
+            append_line(self.folder.metrics, line)
 
     def throughput(self, samples: int, world_size: int) -> float:
         """Samples per second over all ranks since the last call (``samples``: this rank's total)."""

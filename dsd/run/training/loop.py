@@ -24,13 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd.records.layout import RunFolder
-from dsd.records.run import PhaseResult, RunRecord, RunResult
+from dsd.records import PhaseResult, RunFolder, RunRecord, RunResult
+from dsd.records.metrics import EvalLine, LogLine, TrainLine
 from dsd.run import dist
 from dsd.run.settings import LoopConfig
 from dsd.run.training.clock import CheckpointClock
 from dsd.run.training.evaluation import evaluate_split
-from dsd.run.training.hooks import LoopHook
+from dsd.run.training.hooks import LoopHook, RunView
 from dsd.run.training.log import LossTracker, NonFiniteLossError, RunLog
 from dsd.run.training.parts import build_parts
 from dsd.run.training.precision import Precision
@@ -57,6 +57,7 @@ class RunPlan:
     first_phase: int  # index of schedule.phases[0] in the full recipe (baseline = 0)
     record: RunRecord  # config.json
     init_weights: Path | None = None  # plain state_dict to start from (None: fresh init)
+    start_step: int = 0  # optimizer steps of the run it branches from (its curves continue them)
     hooks: list[LoopHook] = field(default_factory=list)
     criterion: str = "magnitude"  # each sparse phase's mask (``random``: the mask ablation)
     restart: str = "zero"  # how pruned weights restart at re-dense (``reinit``: the restart ablation)
@@ -161,8 +162,21 @@ class RunLoop:
             self.log.say(
                 f"resumed at step {self.pos.step} (phase {self._label()}, epoch {self._epoch():.2f})"
             )
+        self.view = RunView(
+            folder=self.folder,
+            schedule=schedule,
+            first_phase=self.plan.first_phase,
+            start_step=self.plan.start_step,
+            position=self.pos,
+            model=self.parts.raw_model,
+            engine=self.parts.engine,
+            selection=self.adapter.prune_selection(),
+            histogram_tensor=lambda names: self.adapter.histogram_tensor(self.parts.raw_model, names),
+            is_main=info.is_main,
+            resumed=self.resumed,
+        )
         for hook in self.hooks:
-            hook.on_start(self)
+            hook.on_start(self.view)
 
     # ================================================================= phases and epochs
     def _enter_phase(self) -> None:
@@ -180,7 +194,7 @@ class RunLoop:
 
     def _notify(self, event: str) -> None:
         for hook in self.hooks:
-            hook.on_phase_start(self, event)
+            hook.on_phase_start(self.view, event)
 
     def _end_phase(self) -> None:
         """Evaluate every split, save the phase's weights, advance, checkpoint."""
@@ -188,7 +202,7 @@ class RunLoop:
         phase = self.schedule.phases[self.pos.phase]
         metrics = {split: self._evaluate(split, "phase_end") for split in self.parts.eval_sets}
         for hook in self.hooks:
-            hook.on_phase_end(self)
+            hook.on_phase_end(self.view)
         index = self.plan.first_phase + self.pos.phase
         weights = self.recorder.save_weights(self.parts.raw_model, index)
         steps = self.phase_steps[self.pos.phase]
@@ -253,9 +267,7 @@ class RunLoop:
         self.log.status(
             f"{self._label()} ep {self._epoch():.2f} loss {loss:.4g} lr {self._lr:.3g} {rate:.0f}/s"
         )
-        self._write(
-            {"split": "train", "kind": "train", "metrics": {}, "train_loss": loss, "samples_per_s": rate}
-        )
+        self._write(TrainLine(**self._position(), train_loss=loss, samples_per_s=rate))
 
     # ================================================================= evaluation and records
     def _evaluate(self, split: str, kind: str) -> dict[str, float]:
@@ -263,28 +275,28 @@ class RunLoop:
         last = kind == "phase_end" and self.pos.phase == len(self.schedule.phases) - 1
         if merged is not None and (kind == "start" or last):
             self.adapter.write_predictions(split, merged, self.folder.predictions(split))
-        self._write({"split": split, "kind": kind, "metrics": metrics, "train_loss": None})
+        self._write(EvalLine(**self._position(), split=split, eval_kind=kind, metrics=metrics))
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         self.log.say(f"{self._label()} epoch {self._epoch():.2f} step {self.pos.step}: {split} {shown}")
         return metrics
 
-    def _write(self, line: dict[str, Any]) -> None:
+    def _position(self) -> dict[str, Any]:
+        """Where the run stands, as every ``metrics.jsonl`` line records it."""
         engine = self.parts.engine
-        sparsity = engine.sparsity if engine is not None and engine.is_sparse else 0.0
-        phase = min(self.pos.phase, len(self.schedule.phases) - 1)
-        line = {
-            "phase": self.plan.first_phase + phase,
+        return {
+            "phase": self.view.phase_index,
             "phase_label": self._label(),
             "epoch": round(self._epoch(), 6),
             "step": self.pos.step,
             "lr": self._lr,
-            "sparsity": sparsity,
+            "sparsity": engine.sparsity if engine is not None and engine.is_sparse else 0.0,
             "time_s": round(time.perf_counter() - self._started, 3),
-            **line,
         }
+
+    def _write(self, line: LogLine) -> None:
         self.log.write(line)
         for hook in self.hooks:
-            hook.on_log(self, line)
+            hook.on_log(self.view, line)
 
     def _checkpoint(self) -> None:
         """Everything needed to continue bit-identically (``dsd.run.training.recorder``)."""
@@ -297,7 +309,7 @@ class RunLoop:
     def _finish(self, final: dict[str, Any] | None = None) -> RunResult:
         """The hooks' files, then ``result.json`` and ``done``."""
         for hook in self.hooks:
-            hook.on_finish(self)
+            hook.on_finish(self.view)
         wall = time.perf_counter() - self._started
         return self.recorder.finish(self.state, final, wall, self.adapter.data_issues())
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from dsd.files import atomic_torch_save, atomic_write_json, safe_torch_load
-from dsd.records.layout import RunFolder, file_size, truncate_file
-from dsd.records.run import Metrics, RunRecord, RunResult
+from dsd.files import atomic_torch_save, safe_torch_load
+from dsd.records import Metrics, RunFolder, RunRecord, RunResult
+from dsd.records.metrics import size_of, truncate
+from dsd.records.run import write_record, write_result
 from dsd.run import dist
 from dsd.run.training.hooks import LoopHook
 from dsd.run.training.parts import RunParts
@@ -34,19 +35,19 @@ class RunRecorder:
         """Write ``config.json`` if it is new; return the state saved by an earlier attempt
         (loaded into ``parts``, ``scaler`` and the hooks), or None when the run starts afresh."""
         if self.info.is_main and not self.folder.config.exists():
-            atomic_write_json(self.folder.config, self.record.to_json())
+            write_record(self.folder, self.record)
         dist.barrier()
         path = self.folder.checkpoint
         if not path.exists():
             if self.info.is_main:
-                truncate_file(self.folder.metrics, 0)
+                truncate(self.folder.metrics, 0)
             return None
         saved = safe_torch_load(path, map_location=self.info.device)
         state, metrics_bytes = RunState.from_checkpoint(saved, path, parts, scaler, self.info.rank)
         for hook in self.hooks:
             hook.load_state_dict(state.hooks.get(hook.name, {}))
         if self.info.is_main:
-            truncate_file(self.folder.metrics, metrics_bytes)  # lines logged after the checkpoint
+            truncate(self.folder.metrics, metrics_bytes)  # lines logged after the checkpoint
         return state
 
     def checkpoint(self, state: RunState, parts: RunParts, scaler: torch.amp.GradScaler) -> None:
@@ -54,7 +55,7 @@ class RunRecorder:
         state.hooks = {hook.name: hook.state_dict() for hook in self.hooks}
         rng = dist.gather_objects(capture_rng())
         if self.info.is_main:
-            saved = state.to_checkpoint(parts, scaler, rng, file_size(self.folder.metrics))
+            saved = state.to_checkpoint(parts, scaler, rng, size_of(self.folder.metrics))
             atomic_torch_save(saved, self.folder.checkpoint)
 
     def save_weights(self, model: torch.nn.Module, phase_index: int) -> str:
@@ -76,7 +77,7 @@ class RunRecorder:
             data_issues=issues,
         )
         if self.info.is_main:
-            atomic_write_json(self.folder.result, result.to_json())
+            write_result(self.folder, result)
             self.folder.mark_done()
             self.folder.checkpoint.unlink(missing_ok=True)
         dist.barrier()

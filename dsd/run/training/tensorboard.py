@@ -24,22 +24,16 @@ other ranks do nothing.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from dsd.records.layout import RunFolder
-from dsd.records.run import load_result
-from dsd.run.training.hooks import LoopHook
+from dsd.records.metrics import LogLine, TrainLine
+from dsd.run.training.hooks import LoopHook, RunView
 from dsd.selection import select_prunable
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
-
-    from dsd.run.training.loop import RunLoop
-
-FOLDER = "tensorboard"
 
 
 class TensorBoardHook(LoopHook):
@@ -52,50 +46,49 @@ class TensorBoardHook(LoopHook):
         self.offset = 0  # the baseline's steps, for a branch
         self._tensors: list[torch.Tensor] | None = None  # what the engine prunes (or would)
 
-    def on_start(self, loop: RunLoop) -> None:
-        if not loop.info.is_main:
+    def on_start(self, run: RunView) -> None:
+        if not run.is_main:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self.offset = _baseline_steps(loop)
+        self.offset = run.start_step
         # Resumed at step S: everything the crashed attempt logged after its checkpoint (steps
         # above S) is hidden, and the resumed run logs it again.
-        purge = self.offset + loop.pos.step + 1 if loop.resumed else None
-        self.writer = SummaryWriter(str(loop.folder.path / FOLDER), purge_step=purge)
+        purge = self.offset + run.position.step + 1 if run.resumed else None
+        self.writer = SummaryWriter(str(run.folder.tensorboard), purge_step=purge)
 
-    def on_phase_start(self, loop: RunLoop, event: str) -> None:
+    def on_phase_start(self, run: RunView, event: str) -> None:
         if self.writer is None or event != "entered":
             return
-        phase = loop.schedule.phases[loop.pos.phase]
-        index = loop.plan.first_phase + loop.pos.phase
-        step = self.offset + loop.pos.step + 1  # the phase's first step
+        phase, index = run.phase, run.phase_index
+        step = self.offset + run.position.step + 1  # the phase's first step
         self.writer.add_scalar("phase/index", index, step)
         self.writer.add_scalar("phase/target_sparsity", phase.sparsity, step)
         self.writer.add_text(
             "phases", f"phase {index} ({phase.label}, lr {phase.lr:g}) starts at step {step}", step
         )
 
-    def on_phase_end(self, loop: RunLoop) -> None:
+    def on_phase_end(self, run: RunView) -> None:
         if self.writer is None:
             return
-        phase = loop.schedule.phases[loop.pos.phase]
-        step = self.offset + loop.pos.step
-        self.writer.add_scalar("phase/index", loop.plan.first_phase + loop.pos.phase, step)
-        self.writer.add_scalar("phase/target_sparsity", phase.sparsity, step)
+        step = self.offset + run.position.step
+        self.writer.add_scalar("phase/index", run.phase_index, step)
+        self.writer.add_scalar("phase/target_sparsity", run.phase.sparsity, step)
 
-    def on_log(self, loop: RunLoop, line: dict[str, Any]) -> None:
+    def on_log(self, run: RunView, line: LogLine) -> None:
         if self.writer is None:
             return
-        step = self.offset + int(line["step"])
-        if line["kind"] == "train":
-            self.writer.add_scalar("loss/train", line["train_loss"], step)
-            if line["lr"] is not None:
-                self.writer.add_scalar("lr", line["lr"], step)
-            self.writer.add_scalar("throughput/samples_per_s", line["samples_per_s"], step)
-            self.writer.add_scalar("sparsity/masks", line["sparsity"], step)
-            self.writer.add_scalar("sparsity/weights", self._weight_sparsity(loop), step)
-        for metric, value in line["metrics"].items():
-            self.writer.add_scalar(f"{line['split']}/{metric}", value, step)
+        step = self.offset + line.step
+        if isinstance(line, TrainLine):
+            self.writer.add_scalar("loss/train", line.train_loss, step)
+            if line.lr is not None:
+                self.writer.add_scalar("lr", line.lr, step)
+            self.writer.add_scalar("throughput/samples_per_s", line.samples_per_s, step)
+            self.writer.add_scalar("sparsity/masks", line.sparsity, step)
+            self.writer.add_scalar("sparsity/weights", self._weight_sparsity(run), step)
+        else:
+            for metric, value in line.metrics.items():
+                self.writer.add_scalar(f"{line.split}/{metric}", value, step)
         self.writer.flush()  # once per log interval: a killed run's curve reaches its last interval
 
     def state_dict(self) -> dict[str, Any]:
@@ -104,30 +97,19 @@ class TensorBoardHook(LoopHook):
             self.writer.flush()
         return {}
 
-    def on_finish(self, loop: RunLoop) -> None:
+    def on_finish(self, run: RunView) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
 
-    def _weight_sparsity(self, loop: RunLoop) -> float:
+    def _weight_sparsity(self, run: RunView) -> float:
         """Exact zeros in the tensors DSD prunes: the engine's, or (a run that never prunes) the
         same selection, so every method's curve counts the same weights."""
         if self._tensors is None:
-            engine = loop.parts.engine
-            if engine is not None:
-                self._tensors = [t.param for t in engine.tensors]
+            if run.engine is not None:
+                self._tensors = [t.param for t in run.engine.tensors]
             else:
-                chosen = select_prunable(loop.parts.raw_model, **loop.adapter.prune_selection())
-                self._tensors = [t.param for t in chosen]
+                self._tensors = [t.param for t in select_prunable(run.model, **run.selection)]
         total = sum(t.numel() for t in self._tensors)
         zeros = sum(t.numel() - int(torch.count_nonzero(t.detach())) for t in self._tensors)
         return zeros / max(1, total)
-
-
-def _baseline_steps(loop: RunLoop) -> int:
-    """The optimizer steps of the run this one started from (a branch starts from the baseline's
-    last weights, written into the baseline's folder), so that its curve continues the baseline's."""
-    if loop.plan.init_weights is None:
-        return 0
-    baseline = RunFolder(Path(loop.plan.init_weights).parent)
-    return int(load_result(baseline.path).steps) if baseline.result.is_file() else 0

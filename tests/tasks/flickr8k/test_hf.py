@@ -12,7 +12,8 @@ import torch
 
 from dsd import files
 from dsd.errors import ConfigError
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.taskkit import hf_data
 from dsd.taskkit.hf_data import HFDataError
 from tasks.flickr8k import corpus, features

@@ -9,7 +9,8 @@ import torch
 
 from dsd import files
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from tasks.flickr8k import glyphnet, standin
 from tasks.flickr8k.adapter import PRUNED, Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.figures import caption_comparison

@@ -19,7 +19,8 @@ RECIPE = "D:2steps@0.01 S30%:2steps@0.001 D:1steps@0.0001"
 
 
 def worker(tree: Path, results: Path) -> None:
-    from dsd.run.study import RunConfig, run_study
+    from dsd.run.execute import run_study
+    from dsd.run.settings import RunConfig
     from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 
     class CountingTask(ImageNetTask):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from dsd import files
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
 from tests.tasks.imagenet.helpers import make_tree, truncate
 

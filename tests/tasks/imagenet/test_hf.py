@@ -10,7 +10,8 @@ import datasets
 import pytest
 
 from dsd import files
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.taskkit import hf_data
 from dsd.taskkit.hf_data import HFDataError
 from tasks.imagenet import hf as hf_images

@@ -12,7 +12,8 @@ from torch import nn
 
 import dsd
 from dsd.report.paper import PUBLISHED
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.schedule import PAPER_RECIPES, Schedule
 from tasks.imagenet import models
 from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask, resolve_config

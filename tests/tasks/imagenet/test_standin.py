@@ -14,7 +14,8 @@ from PIL import Image
 
 from dsd import files
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from tasks.imagenet import standin as standin_lib
 from tasks.imagenet.adapter import STANDIN_NAME, ImageNetConfig, ImageNetTask
 from tasks.imagenet.standin import MANIFEST, StandinSpec, ensure_standin

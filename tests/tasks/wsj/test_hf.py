@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from dsd import files
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from dsd.taskkit.hf_data import HFDataError
 from tasks.wsj.adapter import Config, SpeechTask
 from tests.tasks import hf_helpers as hf

@@ -11,7 +11,8 @@ import torch
 
 from dsd import files
 from dsd.records.layout import RunFolder
-from dsd.run.study import RunConfig, run_study
+from dsd.run.execute import run_study
+from dsd.run.settings import RunConfig
 from tasks.wsj.adapter import STANDIN_RECIPES, Config, SpeechTask
 from tasks.wsj.manifest import read_manifest, read_prepared
 from tasks.wsj.standin import TEST_VOICES, TRAIN_VOICES, StandinSpec, build_standin, plan
