@@ -13,6 +13,8 @@ export TRANSFORMERS_OFFLINE ?= 1
 SEEDS ?= 0
 NPROC ?= 1
 ARGS ?=
+# Where every command reads and writes results (runs/, sweeps/, tables/, figures/, report.html).
+RESULTS ?= results
 # The demo's phases as a fraction of each task's stand-in recipe, chosen so that every baseline
 # has visibly learned (measured on a clean clone, seed 0): at 0.6 the ResNet-18 baseline stopped at
 # 41.7 % top-1 error and the captioner wrote 74 distinct captions for 300 test images, so both run
@@ -65,13 +67,13 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check dsd tasks tests examples
 
 tables: $(STAMP)
-	$(SUITE) tables
+	$(SUITE) tables --results $(RESULTS)
 
 figures: $(STAMP)
-	$(SUITE) figures
+	$(SUITE) figures --results $(RESULTS)
 
 report: $(STAMP)
-	$(SUITE) report
+	$(SUITE) report --results $(RESULTS)
 
 bench: $(STAMP)
 	$(PY) -m dsd.bench.engine
@@ -86,40 +88,39 @@ bench: $(STAMP)
 STUDY_imagenet-squeezenet := imagenet --arch squeezenet1_0
 STUDY_flickr8k-captioning := flickr8k
 $(TASK_TARGETS): %: $(STAMP)
-	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) $(ARGS)
+	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) --results $(RESULTS) $(ARGS)
 
 # ---------------------------------------------------------------- beyond the paper
 # Every task's study on its stand-in with three seeds, then the tables and figures: the README's
 # stand-in table, with confidence intervals over the paired seeds.
 standin-study: SEEDS := 0,1,2
 standin-study: $(STAMP)
-	$(STANDIN) $(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) --no-tables $(ARGS)
-	$(STANDIN) $(RUN) run flickr8k --seeds $(SEEDS) --no-tables $(ARGS)
-	$(STANDIN) $(RUN) run wsj --arch deepspeech --seeds $(SEEDS) --no-tables $(ARGS)
-	$(SUITE) tables
-	$(SUITE) figures
+	$(STANDIN) $(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) --results $(RESULTS) --no-tables $(ARGS)
+	$(STANDIN) $(RUN) run flickr8k --seeds $(SEEDS) --results $(RESULTS) --no-tables $(ARGS)
+	$(STANDIN) $(RUN) run wsj --arch deepspeech --seeds $(SEEDS) --results $(RESULTS) --no-tables $(ARGS)
+	$(SUITE) tables --results $(RESULTS)
+	$(SUITE) figures --results $(RESULTS)
 
 # DSD at several sparsities from one shared baseline, chosen on validation (dsd-suite sweep --help).
 SPARSITIES ?= 0.1,0.3,0.5,0.7
 sweep-imagenet-resnet18: $(STAMP)
-	$(RUN) sweep imagenet --arch resnet18 --sparsities $(SPARSITIES) --seeds $(SEEDS) $(ARGS)
+	$(RUN) sweep imagenet --arch resnet18 --sparsities $(SPARSITIES) --seeds $(SEEDS) --results $(RESULTS) $(ARGS)
 
 # DSD beside its ablations (a random mask; re-initialised instead of zero at re-dense) and the control.
 ablations-imagenet-resnet18: $(STAMP)
-	$(RUN) run imagenet --arch resnet18 --method all-ablations --seeds $(SEEDS) $(ARGS)
+	$(RUN) run imagenet --arch resnet18 --method all-ablations --seeds $(SEEDS) --results $(RESULTS) $(ARGS)
 
 # ---------------------------------------------------------------- the demo
 # Every task on its stand-in, at a lighter scale than the per-task targets so that the whole
 # demo fits in about 10 minutes on 2 CPU cores; then the tables.
-DEMO_RESULTS ?= results
+DEMO_RESULTS ?= $(RESULTS)
 STANDIN := IMAGENET_DIR= FLICKR8K_DIR= WSJ_DIR= LIBRISPEECH_DIR=
 demo: $(STAMP)
 	@echo "== make demo: every task on its stand-in data, at DEMO scale (speech with shorter phases than make wsj-deepspeech) =="
 	$(STANDIN) $(SUITE) run imagenet --arch resnet18 --epochs-scale $(DEMO_SCALE_IMAGENET) --results $(DEMO_RESULTS) --no-tables
 	$(STANDIN) $(SUITE) run flickr8k --epochs-scale $(DEMO_SCALE_FLICKR8K) --results $(DEMO_RESULTS) --no-tables
 	$(STANDIN) $(SUITE) run wsj --arch deepspeech --epochs-scale $(DEMO_SCALE_WSJ) --results $(DEMO_RESULTS) --no-tables
-	$(SUITE) tables --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/tables
-	$(SUITE) figures --runs $(DEMO_RESULTS)/runs --out $(DEMO_RESULTS)/figures
-	$(SUITE) report --runs $(DEMO_RESULTS)/runs --tables $(DEMO_RESULTS)/tables --figures $(DEMO_RESULTS)/figures --out $(DEMO_RESULTS)/report.html --reuse-figures
+	$(SUITE) tables --results $(DEMO_RESULTS)
+	$(SUITE) report --results $(DEMO_RESULTS)
 	@echo "== demo done: stand-in results (not the paper's data) in $(DEMO_RESULTS)/tables and $(DEMO_RESULTS)/figures =="
 	@echo "== the report page (tables and figures in one file; open it in a browser): $(DEMO_RESULTS)/report.html =="

@@ -74,12 +74,26 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     _atomic_replace(path, lambda handle: torch.save(obj, handle))
 
 
+class JSONFileError(ValueError):
+    """A JSON file that is missing (``missing``), unreadable or not JSON; ``reason`` says which."""
+
+    def __init__(self, path: Path, reason: str, missing: bool = False) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path, self.reason, self.missing = Path(path), reason, missing
+
+
 def read_json(path: Path) -> Any:
-    """Read a JSON file; errors name the file."""
+    """Read a JSON file; a ``JSONFileError`` names the file and what is wrong with it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JSONFileError(path, "no such file", missing=True) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise JSONFileError(path, str(err)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JSONFileError(path, f"not valid JSON ({err})") from None
 
 
 def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any:

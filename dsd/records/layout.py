@@ -48,39 +48,29 @@ FIGURES_FOLDER = "figures"
 REPORT_PAGE = "report.html"
 
 
+class _File:
+    """A file of a run folder, by name: ``RunFolder(p).config`` is ``p / "config.json"``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, folder: RunFolder, owner: type | None = None) -> Path:
+        return folder.path / self.name
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """One run's folder and the paths of its files."""
 
     path: Path
 
-    @property
-    def config(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def result(self) -> Path:
-        return self.path / RESULT_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / CHECKPOINT_FILE
-
-    @property
-    def histograms(self) -> Path:
-        return self.path / HISTOGRAMS_FILE
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / TENSORBOARD_FOLDER
-
-    @property
-    def done_marker(self) -> Path:
-        return self.path / DONE_MARKER
+    config = _File(CONFIG_FILE)
+    result = _File(RESULT_FILE)
+    metrics = _File(METRICS_FILE)
+    checkpoint = _File(CHECKPOINT_FILE)
+    histograms = _File(HISTOGRAMS_FILE)
+    tensorboard = _File(TENSORBOARD_FOLDER)
+    done_marker = _File(DONE_MARKER)
 
     @staticmethod
     def phase_weights_name(index: int) -> str:

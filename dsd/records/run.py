@@ -167,10 +167,10 @@ def load_record(folder: Path) -> RunRecord:
     """The ``config.json`` of a run folder; ``ValueError`` names the file when it is unusable."""
     path = RunFolder(Path(folder)).config
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = read_json(path)
         known = {f.name for f in dataclasses.fields(RunRecord)}
         return RunRecord(**{k: v for k, v in payload.items() if k in known})
-    except (OSError, ValueError, TypeError) as err:
+    except (ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"cannot read the run record {path}: {err}") from None
 
 
@@ -185,9 +185,9 @@ def write_result(folder: RunFolder, result: RunResult) -> None:
 
 
 def load_result(folder: Path) -> RunResult:
-    """The ``result.json`` of a run folder; resolves a legacy record's baseline link."""
-    path = RunFolder(Path(folder)).result
-    result = RunResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    """The ``result.json`` of a run folder; resolves a legacy record's baseline link. A missing or
+    unreadable file raises ``JSONFileError``, an ill-formed record ``ValueError``."""
+    result = RunResult.from_json(read_json(RunFolder(Path(folder)).result))
     if result.method != "baseline" and not result.baseline_hash and result.baseline_run:
         result.baseline_hash = _linked_hash(Path(folder), result.baseline_run)
     return result

@@ -13,13 +13,13 @@ from its folder's name: the name is for people.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsd.files import JSONFileError
 from dsd.records import DONE_MARKER, RESULT_FILE, ResultsFolder, RunFolder, RunResult, load_result
 
 
@@ -77,10 +77,10 @@ def _read(folder: Path) -> Run | str:
         return f"unfinished (no '{DONE_MARKER}' marker)"
     try:
         return Run(folder, load_result(folder))
-    except FileNotFoundError:
-        return f"corrupt: '{DONE_MARKER}' is there but {RESULT_FILE} is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return f"corrupt: {RESULT_FILE} is not valid JSON ({err})"
+    except JSONFileError as err:
+        if err.missing:
+            return f"corrupt: '{DONE_MARKER}' is there but {RESULT_FILE} is missing"
+        return f"corrupt: {RESULT_FILE} is {err.reason}"
     except ValueError as err:
         return f"corrupt: {RESULT_FILE} {err}"
 

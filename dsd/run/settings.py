@@ -60,7 +60,7 @@ class LoopConfig(LoopSettings):
 class RunConfig(LoopSettings):
     """What to run: which methods and seeds, where, at which scale, from which start."""
 
-    results_dir: Path = param(Path("results"), "where runs/, tables/ and figures/ go")
+    results_dir: Path = param(Path("results"), "where runs/, sweeps/, tables/, figures/ and report.html go")
     seeds: list[int] = param(help="one run of every method per seed", default_factory=lambda: [0])
     methods: list[str] = param(help=f"of {', '.join(METHODS)}", default_factory=lambda: list(STUDY_METHODS))
     epochs_scale: float = param(1.0, "every phase length times this (stand-ins, smoke runs)")

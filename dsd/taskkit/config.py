@@ -112,16 +112,30 @@ def help_text(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_type: type, title: str = "") -> None:
-    """One flag per field of a config dataclass: typed, defaulted, with the field's help and choices."""
+def add_config_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    config_type: type,
+    title: str = "",
+    fields: Iterable[str] | None = None,
+) -> None:
+    """One flag per field of a config dataclass (or of ``fields`` only): typed, defaulted, with the
+    field's help and choices. ``parser``: a parser (the flags get a group titled ``title``) or a
+    group of one. An optional on/off field (``bool | None``) gets ``--x``/``--no-x`` with no default."""
     hints = typing.get_type_hints(config_type)
-    group = parser.add_argument_group(title or f"{config_type.__name__} (task hyper-parameters)")
+    group = (
+        parser.add_argument_group(title or f"{config_type.__name__} (task hyper-parameters)")
+        if isinstance(parser, argparse.ArgumentParser)
+        else parser
+    )
+    wanted = None if fields is None else set(fields)
     for field in dataclasses.fields(config_type):
+        if wanted is not None and field.name not in wanted:
+            continue
         kind = hints[field.name]
         default = default_of(field)
         text = help_text(help_of(config_type, field.name))
         choices = choices_of(config_type, field.name)
-        if kind is bool:
+        if kind in (bool, bool | None):
             group.add_argument(
                 flag_name(field.name), action=argparse.BooleanOptionalAction, default=default, help=text
             )

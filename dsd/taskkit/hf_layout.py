@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dsd.errors import DataError
+from dsd.files import JSONFileError, read_json
 
 PARQUET, SAVE_TO_DISK = "parquet", "save_to_disk"
 LABELS = {PARQUET: "HF parquet", SAVE_TO_DISK: "HF save_to_disk"}
@@ -119,12 +120,12 @@ def _arrow_files(folder: Path) -> list[Path]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise HFDataError(f"{path}: unreadable ({err})") from None
+        payload = read_json(path)
+    except ValueError as err:
+        raise HFDataError(
+            f"{path}: unreadable ({err.reason if isinstance(err, JSONFileError) else err})"
+        ) from None
     if not isinstance(payload, dict):
         raise HFDataError(f"{path}: expected a JSON object")
     return payload

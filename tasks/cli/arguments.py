@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dsd.records import METHOD_SETS, METHODS, ResultsFolder
 from dsd.records.layout import FIGURES_FOLDER, REPORT_PAGE, RUNS_FOLDER, TABLES_FOLDER
+from dsd.run.settings import RunConfig
+from dsd.taskkit.config import help_of
 from tasks.cli.errors import ArgumentParser, UsageError
 
 #: The results folder when none is given.
@@ -63,7 +65,7 @@ def add_results(
         type=results_directory,
         default=DEFAULT_RESULTS,
         metavar="DIR",
-        help="where runs/, sweeps/, tables/, figures/ and report.html go (default: %(default)s)",
+        help=f"{help_of(RunConfig, 'results_dir')} (default: %(default)s)",
     )
     for part in parts:
         flag, text, place = PART_FLAGS[part]

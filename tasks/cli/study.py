@@ -9,10 +9,10 @@ then rebuilds the tables and figures (``tasks.cli.report.publish``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from dsd.records import load_record
 from dsd.run import dist
@@ -20,10 +20,10 @@ from dsd.run.execute import run_study
 from dsd.run.plan import plan_study
 from dsd.run.plan import render as render_plan
 from dsd.run.preflight import preflight
-from dsd.run.settings import RunConfig
+from dsd.run.settings import LoopSettings, RunConfig
 from dsd.run.sweep import check_sparsities, run_sweep
 from dsd.taskkit.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
-from dsd.taskkit.config import add_config_flags, choices_of, config_from_args, help_of, help_text
+from dsd.taskkit.config import add_config_flags, config_from_args, help_of, help_text
 from tasks import get_task, task_names
 from tasks.cli import arguments
 from tasks.cli.errors import ArgumentParser, UsageError
@@ -69,28 +69,30 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
         help=f"the real dataset (default: {env} when set, else the task's stand-in)",
     )
     defaults = RunConfig()
-
-    def add(flag: str, field: str, lead: str = "", shown: str | None = "%(default)s", **kwargs: Any) -> None:
-        """A study flag filling ``RunConfig.<field>``, with that field's help and default."""
-        text = lead + help_text(help_of(RunConfig, field)) + (f" (default: {shown})" if shown else "")
-        study.add_argument(flag, dest=field, default=getattr(defaults, field), help=text, **kwargs)
-
-    add("--method", "methods", "all, all-ablations (all and every ablation), or a comma list ", "all",
-        type=arguments.methods, metavar="METHODS")  # fmt: skip
-    seeds = ",".join(map(str, defaults.seeds))
-    add("--seeds", "seeds", "comma list: ", seeds, type=arguments.seeds, metavar="SEEDS")
+    study.add_argument(
+        "--method",
+        dest="methods",
+        type=arguments.methods,
+        default=defaults.methods,
+        metavar="METHODS",
+        help="all, all-ablations (all and every ablation), or a comma list "
+        + help_text(help_of(RunConfig, "methods"))
+        + " (default: all)",
+    )
+    study.add_argument(
+        "--seeds",
+        type=arguments.seeds,
+        default=defaults.seeds,
+        metavar="SEEDS",
+        help=f"comma list: {help_of(RunConfig, 'seeds')} (default: {','.join(map(str, defaults.seeds))})",
+    )
     arguments.add_results(study, dest="results_dir")
-    add("--start", "start", shown=None, metavar="pretrained|FILE")
-    add("--epochs-scale", "epochs_scale", type=float, metavar="FLOAT")
-    add("--amp", "amp", choices=choices_of(RunConfig, "amp"))
-    add("--deterministic", "deterministic", shown=None, action="store_true")
-    add("--eval-every", "eval_every", type=int, metavar="N")
-    add("--log-every", "log_every", type=int, metavar="N")
-    add("--checkpoint-every", "checkpoint_every", type=int, metavar="N")
-    add("--checkpoint-minutes", "checkpoint_minutes", type=float, metavar="MIN")
-    add("--tensorboard", "tensorboard", shown=None, action="store_true")
-    add("--device", "device", metavar="DEVICE")
-    add("--progress", "progress", shown=None, action=argparse.BooleanOptionalAction)
+    # The rest of the study's settings, flags made from their fields (help and default beside them).
+    add_config_flags(
+        study,
+        RunConfig,
+        fields=[f.name for f in dataclasses.fields(LoopSettings)] + ["epochs_scale", "start"],
+    )
     study.add_argument(
         "--cache-dir",
         type=Path,

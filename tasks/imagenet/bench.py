@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dsd import files
+from dsd.files import read_json
 from dsd.taskkit.environment import available_cores, default_workers, library_versions
 from dsd.taskkit.sampling import EpochBatchSampler
 from tasks.imagenet import bench_data
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
             args.data_dir, args.cache_dir, args.out_dir, args.images, args.batches, 3, args.rounds, workers,
             args.batch_size, args.arch,
         )  # fmt: skip
-        print(json.dumps(json.loads(path.read_text()), indent=1))
+        print(json.dumps(read_json(path), indent=1))
         print(f"written to {path}")
         return
     path = run_benchmark(
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
         args.batch_size,
         args.device,
     )
-    print(json.dumps(json.loads(path.read_text()), indent=1))
+    print(json.dumps(read_json(path), indent=1))
     print(f"written to {path}")
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 import dsd
 from dsd import files
+from dsd.files import read_json
 from dsd.taskkit.environment import library_versions
 from tasks.imagenet import models
 
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     path = run_check(
         args.arch, args.batch_size, args.image_size, args.steps, args.warmup, args.out_dir, args.device
     )
-    print(json.dumps(json.loads(path.read_text()), indent=1))
+    print(json.dumps(read_json(path), indent=1))
 
 
 if __name__ == "__main__":
