@@ -33,3 +33,13 @@ class CheckpointError(UserError, ValueError):
 class MissingFileError(UserError, FileNotFoundError):
     """A file the suite never downloads (published weights, ...) is not where it must be; the
     message names the file and where to put it."""
+
+
+class RecordError(UserError, ValueError):
+    """A run's record on disk (``config.json``, ``result.json``) that cannot be used; the message
+    names the file, what to delete and what rerunning will then do."""
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written for a reason of the disk (full, read-only, over quota, no
+    permission); the last good file stays in place, so rerunning resumes once it is fixed."""

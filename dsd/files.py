@@ -9,35 +9,75 @@ tensors and plain containers, never code from an untrusted pickle.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dsd.errors import CheckpointError
+from dsd.errors import CheckpointError, WriteError
 
 if TYPE_CHECKING:  # torch is imported where a checkpoint is written or read: the records need none
     import torch
 
 
+#: The name of an atomic write's temporary file beside its target (``stale_temporaries``).
+TEMPORARY_PREFIX, TEMPORARY_SUFFIX = ".", ".tmp"
+#: What a write failure for a reason of the disk looks like: these errnos, or torch's own words
+#: for a short write (it loses the errno: "unexpected pos ...", "PytorchStreamWriter failed ...").
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+TORCH_WRITE_FAILURES = ("unexpected pos", "PytorchStreamWriter failed", "file write failed")
+
+
 def _atomic_replace(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    """Write through ``write(file_object)`` to a temp file beside ``path``, fsync, rename."""
+    """Write through ``write(file_object)`` to a temp file beside ``path``, fsync, rename. A failure
+    of the disk (full, read-only, quota) is a ``WriteError`` naming the file and the cause."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
+        )
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; results are for sharing
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        failure = write_failure(path, err)
+        if failure is not None:
+            raise failure from None
         raise
+
+
+def write_failure(path: Path, err: BaseException) -> WriteError | None:
+    """``err`` as a ``WriteError`` when the disk caused it (the user's to fix), else None (a bug)."""
+    if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+        cause = os.strerror(err.errno)
+    elif isinstance(err, RuntimeError) and any(words in str(err) for words in TORCH_WRITE_FAILURES):
+        cause = "the write was cut short (a full disk, a quota or a file size limit)"
+    else:
+        return None
+    folder = next((p for p in Path(path).parents if p.exists()), Path("."))
+    free = shutil.disk_usage(folder).free
+    return WriteError(
+        f"cannot write {path}: {cause} ({free / 2**30:.1f} GiB free under {folder}). Free space or make the "
+        "folder writable, then rerun the same command: the last good file is kept and the run resumes"
+    )
+
+
+def stale_temporaries(folder: Path) -> list[Path]:
+    """The temporary files that interrupted atomic writes left in ``folder`` (a ``kill -9``
+    mid-write): safe to remove once no process writes there."""
+    return sorted(Path(folder).glob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"))
 
 
 def _umask() -> int:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dsd.files import write_failure
+
 TRAIN = "train"
 #: The evaluation kinds: after an epoch, at a phase's end, of start weights given (not trained).
 EVAL_KINDS = ("epoch", "phase_end", "start")
@@ -124,9 +126,15 @@ def read_lines(path: Path) -> list[TrainLine | EvalLine]:
 
 # ---------------------------------------------------------------------- the JSON-lines file
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+    """Append one JSON line; a disk that refuses it is a ``WriteError`` naming the file."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+    except OSError as err:
+        failure = write_failure(path, err)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def read_jsonl(path: Path) -> list[Any]:

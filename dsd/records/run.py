@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsd.errors import RecordError
 from dsd.files import atomic_write_json, read_json
 from dsd.records.layout import RunFolder
 from dsd.records.methods import METHODS
@@ -171,7 +172,10 @@ def load_record(folder: Path) -> RunRecord:
         known = {f.name for f in dataclasses.fields(RunRecord)}
         return RunRecord(**{k: v for k, v in payload.items() if k in known})
     except (ValueError, TypeError, AttributeError) as err:
-        raise ValueError(f"cannot read the run record {path}: {err}") from None
+        raise RecordError(
+            f"cannot read the run record {path}: {err}. Delete the run folder {Path(folder)} to train "
+            "that run again (a run that starts from it then trains after it), or put a good copy back"
+        ) from None
 
 
 def write_record(folder: RunFolder, record: RunRecord) -> None:

@@ -8,6 +8,7 @@ same graph; rank 0 prepares the data and writes the files.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ import torch
 
 from dsd.errors import CheckpointError, ConfigError
 from dsd.files import safe_torch_load
-from dsd.records import METHODS, RunRecord, load_result
+from dsd.records import METHODS, RunRecord, load_record, load_result
 from dsd.run import dist
 from dsd.run.settings import RunConfig
 from dsd.run.study import PlannedRun, Study, start_identity, study_recipe
 from dsd.run.training.histograms import HistogramCapture
 from dsd.run.training.loop import RunLoop, RunPlan
+from dsd.run.training.repair import damaged_result, reevaluate
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
 from dsd.taskkit.config import config_fields
@@ -82,9 +84,31 @@ def train_runs(
     """Train every run of ``study`` not done yet, in its order; returns the requested runs' folders."""
     info = dist.init_distributed(run.device)
     for planned in study:
-        if not planned.is_done:
+        if planned.is_done:
+            _check_finished(adapter, run, planned, data, info)
+        else:
             _train(adapter, run, planned, data, start, info)
     return [planned.folder for planned in study.requested()]
+
+
+def _check_finished(
+    adapter: TaskAdapter, run: RunConfig, planned: PlannedRun, data: PreparedData, info: dist.DistInfo
+) -> None:
+    """A finished run is reused; one whose ``result.json`` is missing or damaged is measured again
+    from its saved weights first (``dsd.run.training.repair``), never reused without a word."""
+    plan = _run_plan(adapter, run, planned, data, info)
+    why = damaged_result(plan)
+    if why is None:
+        return
+    if info.is_main:
+        print(
+            f"warning: {planned.folder.path} is marked done but its result.json is {why}: "
+            "evaluating its saved weights again to write it anew",
+            file=sys.stderr,
+        )
+    with contextlib.suppress(ValueError):  # the run's own record, when it still reads
+        plan.record = load_record(planned.folder.path)
+    reevaluate(adapter, plan, run.loop(planned.seed), info)
 
 
 def _say_skipped(adapter: TaskAdapter, skipped: dict[str, Any]) -> None:
@@ -167,8 +191,20 @@ def _train(
 ) -> None:
     """Train (or, for a given start, evaluate) one run to its end, resuming what an earlier
     attempt left."""
+    plan = _run_plan(adapter, run, planned, data, info)
+    loop = RunLoop(adapter, plan, run.loop(planned.seed), info)
+    if planned.evaluates_start:
+        loop.evaluate_start(start.state)
+    else:
+        loop.run()
+
+
+def _run_plan(
+    adapter: TaskAdapter, run: RunConfig, planned: PlannedRun, data: PreparedData, info: dist.DistInfo
+) -> RunPlan:
+    """What the loop needs of one planned run: its folder, phases, record, start and watchers."""
     baseline = planned.baseline
-    plan = RunPlan(
+    return RunPlan(
         folder=planned.folder,
         schedule=planned.schedule,
         first_phase=planned.first_phase,
@@ -179,13 +215,11 @@ def _train(
         criterion=planned.method.criterion,
         restart=planned.method.restart,
     )
-    loop = RunLoop(adapter, plan, run.loop(planned.seed), info)
-    if planned.evaluates_start:
-        loop.evaluate_start(start.state)
-    else:
-        loop.run()
 
 
 def _steps_of(baseline: PlannedRun) -> int:
     """The optimizer steps the baseline trained: a branch's curves continue from there."""
-    return int(load_result(baseline.folder.path).steps) if baseline.folder.result.is_file() else 0
+    try:
+        return int(load_result(baseline.folder.path).steps)
+    except ValueError:
+        return 0

@@ -16,15 +16,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from dsd.errors import CheckpointError, ConfigError
 from dsd.files import safe_torch_load
 from dsd.records.run import METHODS
 from dsd.run.settings import RunConfig
+from dsd.run.storage import check_results_folder, study_bytes, warn_if_short
 from dsd.run.study import study_recipe
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
+from dsd.taskkit.config import check_fields
 from dsd.taskkit.summary import DataSummary
 from dsd.taskkit.weights import load_model_weights
 
@@ -43,13 +46,22 @@ class Preflight:
 def preflight(adapter: TaskAdapter, run: RunConfig, world_size: int | None = None) -> Preflight:
     """Check ``run`` and ``adapter`` before anything is built; raises the first ``UserError``."""
     check_settings(run)
+    check_results_folder(run.results_dir)
     recipe = checked_recipe(adapter, run.epochs_scale)
     data = adapter.inspect()
     world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
     check_batch_size(adapter, data, world)
     model = adapter.planned_model()
     check_start(adapter, run.start, model)
+    if model is not None:
+        runs = len(run.seeds) * (1 + sum(m != "baseline" for m in run.methods))
+        phases = [len(recipe.phases)] * runs
+        warn_if_short(run.results_dir, study_bytes(sum(p.numel() for p in model.parameters()), phases))
     return Preflight(recipe, data, model, world)
+
+
+#: The largest seed: every generator the run seeds takes it (NumPy's are 32-bit).
+MAX_SEED = 2**32 - 1
 
 
 def check_settings(run: RunConfig) -> None:
@@ -57,21 +69,47 @@ def check_settings(run: RunConfig) -> None:
     unknown = sorted(set(run.methods) - set(METHODS))
     if unknown:
         raise ConfigError(f"--method: unknown method(s) {unknown}; valid: all, {', '.join(METHODS)}")
+    check_fields(run)
     if not run.epochs_scale > 0:
         raise ConfigError(f"--epochs-scale must be positive, got {run.epochs_scale}")
-    for flag, value, least in (
-        ("--log-every", run.log_every, 1),
-        ("--eval-every", run.eval_every, 0),
-        ("--checkpoint-every", run.checkpoint_every, 0),
-        ("--checkpoint-minutes", run.checkpoint_minutes, 0),
-    ):
-        if value < least:
-            raise ConfigError(f"{flag} must be at least {least}, got {value}")
+    check_seeds(run.seeds)
+    check_device(run.device)
     if run.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
             "--tensorboard needs the tensorboard package: pip install 'dsd-suite[tensorboard]' "
             "(or pip install tensorboard)"
         )
+
+
+def check_seeds(seeds: list[int]) -> None:
+    """Seeds are distinct integers from 0 to ``MAX_SEED``: a repeated seed would be one run twice."""
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(
+                f"--seeds: {seed} is out of range: each seed is an integer from 0 to {MAX_SEED}"
+            )
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(
+            f"--seeds: {', '.join(map(str, repeated))} given twice; each seed is one run of every method"
+        )
+
+
+def check_device(device: str) -> None:
+    """``--device``: auto, cpu, or a CUDA device this machine has."""
+    if device in ("auto", "cpu"):
+        return
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r} is not a device; give auto, cpu, cuda or cuda:N") from None
+    if chosen.type != "cuda":
+        raise ConfigError(f"--device {device!r}: the suite runs on auto, cpu, cuda or cuda:N")
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise ConfigError(f"--device {device!r}: this machine has no CUDA GPU; use --device cpu (or auto)")
+    if chosen.index is not None and chosen.index >= count:
+        raise ConfigError(f"--device {device!r}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
 
 
 def checked_recipe(adapter: TaskAdapter, epochs_scale: float) -> Schedule:

@@ -28,19 +28,21 @@ class LoopSettings:
         "the CPU always runs fp32", choices=AMP_CHOICES,
     )  # fmt: skip
     deterministic: bool = param(False, "deterministic kernels (slower); CPU runs resume bit-identically")
-    eval_every: int = param(1, "validate every N epochs; 0: only at phase ends")
-    log_every: int = param(50, "optimizer steps between loss checks and progress updates")
+    eval_every: int = param(1, "validate every N epochs; 0: only at phase ends", bounds=(0, None))
+    log_every: int = param(50, "optimizer steps between loss checks and progress updates", bounds=(1, None))
     device: str = param("auto", "cpu, cuda, cuda:N; auto: this rank's GPU when there is one, else the CPU")
     progress: bool | None = param(None, "a progress bar; default: when stderr is a terminal")
     checkpoint_every: int = param(
         0,
         "optimizer steps between mid-epoch checkpoints (atomic; a killed job loses at most this many "
         "steps); 0: by wall time, see --checkpoint-minutes. Epoch ends always checkpoint",
+        bounds=(0, None),
     )
     checkpoint_minutes: float = param(
         10.0,
         "with --checkpoint-every 0: a mid-epoch checkpoint once this many minutes have passed since "
         "the last one (a preempted ImageNet job loses minutes, not an epoch); 0: at epoch ends only",
+        bounds=(0, None),
     )
     tensorboard: bool = param(
         False,

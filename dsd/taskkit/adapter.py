@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from dsd.taskkit.config import check_choices, param
+from dsd.taskkit.config import check_fields, param
 from dsd.taskkit.fingerprint import DataFingerprint
 from dsd.taskkit.summary import DataSummary
 
@@ -56,10 +56,17 @@ class TaskConfig:
     a run)."""
 
     recipe: str = param("", "the schedule, e.g. 'D:90@0.1 S30%:45@0.01 D:45@0.001'; empty: the task's")
-    batch_size: int = param(32, "samples per batch, per process")
-    eval_batch_size: int = param(0, "samples per evaluation batch; 0: the training batch size")
-    grad_clip: float = param(0.0, "largest global gradient norm; 0: no clipping")
-    workers: int = param(-1, "DataLoader workers per process; -1: sized to the cores (0 on CPU)")
+    batch_size: int = param(32, "samples per batch, per process", bounds=(1, None))
+    eval_batch_size: int = param(
+        0, "samples per evaluation batch; 0: the training batch size", bounds=(0, None), identity=False
+    )
+    grad_clip: float = param(0.0, "largest global gradient norm; 0: no clipping", bounds=(0, None))
+    workers: int = param(
+        -1,
+        "DataLoader workers per process; -1: sized to the cores (0 on CPU)",
+        bounds=(-1, None),
+        identity=False,
+    )
 
 
 class TaskAdapter(abc.ABC):
@@ -89,8 +96,9 @@ class TaskAdapter(abc.ABC):
             raise TypeError(f"expected a {self.Config.__name__}, got {type(config).__name__}")
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.cache_dir = default_cache_dir(self.name) if cache_dir is None else Path(cache_dir)
-        check_choices(config)
+        check_fields(config, bounds=False)
         self.config = self.resolve_config(config)
+        check_fields(self.config)
 
     def resolve_config(self, config: TaskConfig) -> TaskConfig:
         """``config`` as the runs use it: placeholders (a 0 meaning "the dataset's default")

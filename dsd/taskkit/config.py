@@ -9,14 +9,18 @@ choices, next to each other::
 The command line (``add_config_flags``) turns every field into a typed flag whose ``--help``
 shows that text, the default and the choices; the run's hash (``non_default_fields``) keeps only
 the fields that differ from their defaults and never a field marked ``path=True`` (a location,
-not a hyper-parameter), so adding a field never renames old runs and moving data never does.
-A subclass that re-declares a field with a plain default keeps its parent's help text.
+not a hyper-parameter) or ``identity=False`` (a setting that cannot change what is trained, such
+as the evaluation batch), so adding a field never renames old runs and moving data never does.
+``check_fields`` refuses, before anything is built, a value outside a field's choices or
+``bounds`` and a number that is not finite. A subclass that re-declares a field with a plain
+default keeps its parent's help text, choices and bounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,11 +35,20 @@ def param(
     help: str = "",
     *,
     choices: Iterable[Any] | None = None,
+    bounds: tuple[float | None, float | None] | None = None,
     path: bool = False,
+    identity: bool = True,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """A dataclass field with its help text, its allowed values and whether it is a path."""
-    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "path": path}
+    """A dataclass field with its help text, its allowed values (``choices``, or inclusive
+    ``bounds`` where None is open), whether it is a path, and whether it enters a run's identity."""
+    metadata = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "bounds": bounds,
+        "path": path,
+        "identity": None if identity else False,
+    }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -78,11 +91,12 @@ def path_fields(config_type: type) -> set[str]:
 
 
 def non_default_fields(config: Any) -> dict[str, Any]:
-    """Fields of a config dataclass that differ from their defaults, without path fields."""
+    """Fields of a config dataclass that differ from their defaults, without the path fields and
+    those marked ``identity=False``: what of it enters a run's identity."""
     paths = path_fields(type(config))
     changed = {}
     for field in dataclasses.fields(config):
-        if field.name in paths:
+        if field.name in paths or _field_meta(type(config), field.name, "identity") is False:
             continue
         value = getattr(config, field.name)
         if value != default_of(field):
@@ -90,15 +104,32 @@ def non_default_fields(config: Any) -> dict[str, Any]:
     return changed
 
 
-def check_choices(config: Any) -> None:
-    """Refuse a value outside a field's choices, naming the flag and listing the choices."""
+def check_fields(config: Any, bounds: bool = True) -> None:
+    """Refuse a value outside a field's choices or (with ``bounds``) its bounds, or a number that
+    is not finite, naming the flag, the value and what it may be (``ConfigError``). A task checks
+    its bounds once placeholders (a 0 meaning "the dataset's default") are resolved."""
     for field in dataclasses.fields(config):
+        flag, value = flag_name(field.name), getattr(config, field.name)
         choices = choices_of(type(config), field.name)
-        value = getattr(config, field.name)
         if choices is not None and value not in choices:
-            raise ConfigError(
-                f"{flag_name(field.name)} {value!r} is not one of: {', '.join(map(str, choices))}"
-            )
+            raise ConfigError(f"{flag} {value!r} is not one of: {', '.join(map(str, choices))}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{flag} {value!r} is not a finite number; give one {_range(config, field)}")
+        low, high = (_field_meta(type(config), field.name, "bounds") if bounds else None) or (None, None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{flag} {value!r} is out of range: {_range(config, field)}")
+
+
+def _range(config: Any, field: dataclasses.Field) -> str:
+    """A field's allowed values in words: ``at least 0``, ``from 0 to 1``, ``any number``."""
+    low, high = _field_meta(type(config), field.name, "bounds") or (None, None)
+    if low is not None and high is not None:
+        return f"from {low:g} to {high:g}"
+    if low is not None:
+        return f"at least {low:g}"
+    return f"at most {high:g}" if high is not None else "(any finite value)"
 
 
 # ---------------------------------------------------------------------- command-line flags

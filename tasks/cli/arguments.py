@@ -79,6 +79,23 @@ def results_from(args: argparse.Namespace) -> ResultsFolder:
     return ResultsFolder.at(args.results, **moved)
 
 
+def finished_runs_from(args: argparse.Namespace) -> ResultsFolder:
+    """``results_from``, for a command that reads finished runs: a runs folder that is missing
+    or a file is refused, naming the flag, rather than read as "nothing has run"."""
+    results = results_from(args)
+    flag = (
+        f"--runs {results.runs}" if getattr(args, "runs", None) is not None else f"--results {args.results}"
+    )
+    if results.runs.is_file():
+        raise UsageError(f"{flag}: {results.runs} is a file, not a folder of runs")
+    if not results.runs.is_dir():
+        raise UsageError(
+            f"{flag}: no runs folder at {results.runs}; run a study first "
+            "(dsd-suite run <task> --results DIR) or name the folder that holds runs/"
+        )
+    return results
+
+
 def seeds(text: str) -> list[int]:
     """``--seeds``: a comma list of integers."""
     try:

@@ -75,7 +75,7 @@ def cmd_tables(argv: list[str]) -> int:
     from dsd.report.runs import skipped_runs_on_stderr
     from dsd.report.tables import read_paper
 
-    results = arguments.results_from(args)
+    results = arguments.finished_runs_from(args)
     with skipped_runs_on_stderr():
         paths = write_tables(documents(Finished.of(results), read_paper(args.paper)), results.tables)
     for path in paths:
@@ -97,7 +97,7 @@ def cmd_figures(argv: list[str]) -> int:
     from dsd.report import Finished, draw_figures
     from dsd.report.runs import skipped_runs_on_stderr
 
-    results = arguments.results_from(args)
+    results = arguments.finished_runs_from(args)
     with skipped_runs_on_stderr():
         paths = draw_figures(Finished.of(results), results.figures)
     for path in paths:
@@ -120,7 +120,7 @@ def cmd_report(argv: list[str]) -> int:
     from dsd.report.runs import skipped_runs_on_stderr
     from dsd.report.tables import read_paper
 
-    results = arguments.results_from(args)
+    results = arguments.finished_runs_from(args)
     with skipped_runs_on_stderr():
         finished = Finished.of(results)
         if not args.reuse_figures:

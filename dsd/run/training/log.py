@@ -29,6 +29,36 @@ class NonFiniteLossError(UserError, RuntimeError):
     learning rate, clipping, the data), so the command line prints it without a traceback."""
 
 
+class NonFiniteWeightsError(UserError, RuntimeError):
+    """The weights hold NaN or inf at a phase's end; the run is not recorded as finished and the
+    last good checkpoint is kept (printed without a traceback, like a diverged loss)."""
+
+
+def first_non_finite(state: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor of ``state`` holding NaN or inf, or None.
+    One reduction per tensor and a single sync for all of them."""
+    names = [name for name, value in state.items() if torch.is_floating_point(value)]
+    if not names:
+        return None
+    finite = torch.stack([torch.isfinite(state[name]).all() for name in names]).cpu().tolist()
+    return next((name for name, ok in zip(names, finite, strict=True) if not ok), None)
+
+
+def check_weights(state: dict[str, torch.Tensor], where: str, folder: Path) -> None:
+    """Raise ``NonFiniteWeightsError`` naming ``where`` and the first bad tensor, if any."""
+    bad = first_non_finite(state)
+    if bad is None:
+        return
+    values = state[bad]
+    count = int((~torch.isfinite(values)).sum())
+    raise NonFiniteWeightsError(
+        f"the weights are not finite at the end of phase {where}: {bad} holds {count:,} NaN/inf of "
+        f"{values.numel():,} values; the run is not recorded as finished and its last good checkpoint is "
+        f"kept in {folder}. Lower the learning rate (--recipe), clip gradients (--grad-clip), or check the "
+        "optimizer's settings and the data."
+    )
+
+
 class LossTracker:
     """The step losses of the current log interval."""
 

@@ -31,7 +31,7 @@ from dsd.run.settings import LoopConfig
 from dsd.run.training.clock import CheckpointClock
 from dsd.run.training.evaluation import evaluate_split
 from dsd.run.training.hooks import LoopHook, RunView
-from dsd.run.training.log import LossTracker, NonFiniteLossError, RunLog
+from dsd.run.training.log import LossTracker, NonFiniteLossError, RunLog, check_weights
 from dsd.run.training.parts import build_parts
 from dsd.run.training.precision import Precision
 from dsd.run.training.recorder import RunRecorder
@@ -146,6 +146,7 @@ class RunLoop:
         as phase 0, so the branches start from it like from a trained baseline."""
         self._setup()
         load_model_weights(self.parts.raw_model, state, f"start weights ({self.plan.record.start})")
+        check_weights(self.parts.raw_model.state_dict(), "0 (the start weights)", self.folder.path)
         metrics = {split: self._evaluate(split, "start") for split in self.parts.eval_sets}
         self.recorder.save_weights(self.parts.raw_model, 0)
         return self._finish(final=metrics)
@@ -197,9 +198,11 @@ class RunLoop:
             hook.on_phase_start(self.view, event)
 
     def _end_phase(self) -> None:
-        """Evaluate every split, save the phase's weights, advance, checkpoint."""
+        """Check the weights, evaluate every split, save the phase's weights, advance, checkpoint."""
         self._flush_losses()
         phase = self.schedule.phases[self.pos.phase]
+        where = f"{self._label()} (run phase {self.pos.phase + 1} of {len(self.schedule.phases)})"
+        check_weights(self.parts.raw_model.state_dict(), where, self.folder.path)
         metrics = {split: self._evaluate(split, "phase_end") for split in self.parts.eval_sets}
         for hook in self.hooks:
             hook.on_phase_end(self.view)

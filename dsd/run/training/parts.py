@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dsd.engine import DSD, SparsityReport
+from dsd.errors import CheckpointError
 from dsd.files import safe_torch_load
 from dsd.run import dist
 from dsd.schedule import Phase, Schedule
@@ -85,7 +86,14 @@ def build_parts(
     """Model, optimizer, engine and data of a run with ``schedule``, starting from ``init_weights``."""
     model = adapter.build_model()
     if init_weights is not None:
-        load_model_weights(model, safe_torch_load(init_weights), f"start weights {init_weights}")
+        try:
+            state = safe_torch_load(init_weights)
+        except CheckpointError as err:
+            raise CheckpointError(
+                f"{err}. These are the weights this run starts from: delete the run folder "
+                f"{Path(init_weights).parent} that holds them; rerunning trains it again, then this run"
+            ) from None
+        load_model_weights(model, state, f"start weights {init_weights}")
     raw_model = model.to(info.device)
     optimizer = adapter.build_optimizer(raw_model, schedule.phases[0].lr)
     wrapped: nn.Module = raw_model

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from dsd.files import atomic_torch_save, safe_torch_load
+from dsd.errors import CheckpointError
+from dsd.files import atomic_torch_save, safe_torch_load, stale_temporaries
 from dsd.records import Metrics, RunFolder, RunRecord, RunResult
 from dsd.records.metrics import size_of, truncate
 from dsd.records.run import write_record, write_result
@@ -34,15 +35,23 @@ class RunRecorder:
     def open(self, parts: RunParts, scaler: torch.amp.GradScaler) -> RunState | None:
         """Write ``config.json`` if it is new; return the state saved by an earlier attempt
         (loaded into ``parts``, ``scaler`` and the hooks), or None when the run starts afresh."""
-        if self.info.is_main and not self.folder.config.exists():
-            write_record(self.folder, self.record)
+        if self.info.is_main:
+            if not self.folder.config.exists():
+                write_record(self.folder, self.record)
+            self.remove_temporaries()
         dist.barrier()
         path = self.folder.checkpoint
         if not path.exists():
             if self.info.is_main:
                 truncate(self.folder.metrics, 0)
             return None
-        saved = safe_torch_load(path, map_location=self.info.device)
+        try:
+            saved = safe_torch_load(path, map_location=self.info.device)
+        except CheckpointError as err:
+            raise CheckpointError(
+                f"{err}. Delete {path} to train this run again from its start (its metrics restart "
+                "with it), or put a good copy back; rerunning the same command then goes on"
+            ) from None
         state, metrics_bytes = RunState.from_checkpoint(saved, path, parts, scaler, self.info.rank)
         for hook in self.hooks:
             hook.load_state_dict(state.hooks.get(hook.name, {}))
@@ -80,5 +89,12 @@ class RunRecorder:
             write_result(self.folder, result)
             self.folder.mark_done()
             self.folder.checkpoint.unlink(missing_ok=True)
+            self.remove_temporaries()
         dist.barrier()
         return result
+
+    def remove_temporaries(self) -> None:
+        """Temporary files of writes a killed attempt left half done (a checkpoint is large: about
+        a gigabyte per preemption on VGG-16). Only this run's process writes here."""
+        for path in stale_temporaries(self.folder.path):
+            path.unlink(missing_ok=True)
