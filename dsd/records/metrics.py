@@ -112,15 +112,18 @@ def append_line(path: Path, line: LogLine) -> None:
     append_jsonl(path, line.to_json())
 
 
-def read_lines(path: Path) -> list[TrainLine | EvalLine]:
-    """Every complete line of a ``metrics.jsonl``, typed; ``ValueError`` names the file and line
-    of the first one that is no metrics line."""
+def read_lines(path: Path, skipped: list[str] | None = None) -> list[TrainLine | EvalLine]:
+    """Every complete line of a ``metrics.jsonl``, typed. A line that is no metrics line raises
+    ``ValueError`` naming the file and line, or, given a ``skipped`` list, is left out and said
+    there (a reader that must not lose a whole run to one bad line)."""
     lines = []
     for number, payload in enumerate(read_jsonl(path), 1):
         try:
             lines.append(parse_line(payload))
         except ValueError as err:
-            raise ValueError(f"{path}: line {number}: {err}") from None
+            if skipped is None:
+                raise ValueError(f"{path}: line {number}: {err}") from None
+            skipped.append(f"{path}: line {number}: {err}")
     return lines
 
 

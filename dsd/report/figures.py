@@ -100,9 +100,13 @@ Lines = list[TrainLine | EvalLine]
 
 
 def _lines(run: Run) -> Lines:
-    """The run's ``metrics.jsonl`` lines (none when the file is gone)."""
-    path = run.files.metrics
-    return read_lines(path) if path.is_file() else []
+    """The run's ``metrics.jsonl`` lines (none when the file is gone); a line that is no metrics
+    line is left out with a warning, so one bad line costs the curve a point, not the run."""
+    path, skipped = run.files.metrics, []
+    lines = read_lines(path, skipped) if path.is_file() else []
+    for reason in skipped:
+        warnings.warn(SkippedRunWarning(f"skipping a line of {reason}"), stacklevel=3)
+    return lines
 
 
 def _end_epoch(lines: Lines) -> float:

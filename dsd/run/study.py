@@ -22,14 +22,11 @@ from typing import Any
 
 from dsd.errors import ConfigError
 from dsd.files import file_sha256
-from dsd.records import METHOD_TABLE, Method, ResultsFolder, RunFolder, config_hash, load_record
+from dsd.records import METHOD_TABLE, Method, ResultsFolder, RunFolder, load_record
+from dsd.run.identity import Identity, shared_identity
 from dsd.run.settings import RunConfig
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
-from dsd.taskkit.config import non_default_fields
-
-#: The loop settings that can change what a run learns, and so enter its hash.
-TRAINING_LOOP_SETTINGS = ("amp", "deterministic")
 
 
 def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0, recipe: Schedule | None = None) -> Schedule:
@@ -115,7 +112,7 @@ class Study:
         ``data_digest``: the data's fingerprint, None when it is known only once prepared (the
         runs then have no hash and no folder). ``start``: the start point's identity."""
         study = cls(adapter.name, adapter.model_name, settings.results)
-        shared = _shared_identity(adapter, settings, data_digest)
+        shared = None if data_digest is None else shared_identity(adapter, settings, data_digest)
         seen: dict[str, PlannedRun] = {}
         for seed in settings.seeds:
             for recipe in recipes:
@@ -135,15 +132,15 @@ class Study:
         settings: RunConfig,
         recipe: Schedule,
         seed: int,
-        shared: dict[str, Any] | None,
+        shared: Identity | None,
         start: str,
         seen: dict[str, PlannedRun],
     ) -> PlannedRun:
         head = recipe.head()
-        identity = (
-            None if shared is None else {**shared, **({"start": start} if start else {"schedule": str(head)})}
+        hashes = (
+            None if shared is None else shared.hashes({"start": start} if start else {"schedule": str(head)})
         )
-        run = self._planned(METHOD_TABLE["baseline"], head, 0, recipe, seed, identity, start=start)
+        run = self._planned(METHOD_TABLE["baseline"], head, 0, recipe, seed, hashes, start=start)
         run = replace(run, requested="baseline" in settings.methods)
         return self._add(run, seen)
 
@@ -154,15 +151,18 @@ class Study:
         first_phase: int,
         recipe: Schedule,
         seed: int,
-        identity: dict[str, Any] | None,
+        hashes: tuple[str, str] | None,
         **more: Any,
     ) -> PlannedRun:
-        run_hash = None if identity is None else config_hash(identity)
-        folder = (
-            None
-            if run_hash is None
-            else self.results.run_folder(self.task, self.model, method.name, run_hash, seed)
-        )
+        """The run, at its folder: the one its hash names, or the one a run written under the old
+        identity rule holds (``dsd.run.identity``), which keeps its name."""
+        run_hash, folder = None, None
+        if hashes is not None:
+            run_hash, legacy_hash = hashes
+            folder = self.results.run_folder(self.task, self.model, method.name, run_hash, seed)
+            old = self.results.run_folder(self.task, self.model, method.name, legacy_hash, seed)
+            if not folder.config.exists() and old.config.exists():
+                run_hash, folder = legacy_hash, old
         return PlannedRun(self.task, self.model, method, seed, schedule, first_phase, recipe,
                           run_hash=run_hash, folder=folder, **more)  # fmt: skip
 
@@ -193,35 +193,22 @@ class Study:
         return iter(self.runs)
 
 
-def _shared_identity(
-    adapter: TaskAdapter, settings: RunConfig, data_digest: str | None
-) -> dict[str, Any] | None:
-    """What every run of this task shares in its hash: non-default, non-path settings and the
-    data's fingerprint (so different data never reuses a run, and moved data always does)."""
-    if data_digest is None:
-        return None
-    task = non_default_fields(adapter.config)
-    task.pop("recipe", None)  # the schedule text itself enters each run's hash
-    loop = {k: v for k, v in non_default_fields(settings.loop(0)).items() if k in TRAINING_LOOP_SETTINGS}
-    return {"task": task, "loop": loop, "dataset": adapter.dataset_name, "data": data_digest}
-
-
 def _branch(
     study: Study,
     method: Method,
     recipe: Schedule,
     seed: int,
-    shared: dict[str, Any] | None,
+    shared: Identity | None,
     baseline: PlannedRun,
 ) -> PlannedRun:
     """A branch of ``baseline``: its phases after the baseline's, pruned or not."""
     schedule = recipe.tail() if method.prunes else recipe.tail().dense_control()
-    identity, baseline_hash = None, ""
+    hashes, baseline_hash = None, ""
     if shared is not None and baseline.folder is not None:
         baseline_hash = _baseline_hash(baseline)
-        identity = {**shared, "schedule": str(schedule), "baseline": baseline_hash, **method.identity()}
+        hashes = shared.hashes({"schedule": str(schedule), "baseline": baseline_hash, **method.identity()})
     more = {"baseline": baseline, "baseline_hash": baseline_hash}
-    return study._planned(method, schedule, 1, recipe, seed, identity, **more)
+    return study._planned(method, schedule, 1, recipe, seed, hashes, **more)
 
 
 def _baseline_hash(baseline: PlannedRun) -> str:

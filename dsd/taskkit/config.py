@@ -90,13 +90,15 @@ def path_fields(config_type: type) -> set[str]:
     return {f.name for f in dataclasses.fields(config_type) if _field_meta(config_type, f.name, "path")}
 
 
-def non_default_fields(config: Any) -> dict[str, Any]:
+def non_default_fields(config: Any, with_non_identity: bool = False) -> dict[str, Any]:
     """Fields of a config dataclass that differ from their defaults, without the path fields and
-    those marked ``identity=False``: what of it enters a run's identity."""
+    (unless ``with_non_identity``, the rule of runs written before it) those marked
+    ``identity=False``: what of it enters a run's identity."""
     paths = path_fields(type(config))
     changed = {}
     for field in dataclasses.fields(config):
-        if field.name in paths or _field_meta(type(config), field.name, "identity") is False:
+        excluded = not with_non_identity and _field_meta(type(config), field.name, "identity") is False
+        if field.name in paths or excluded:
             continue
         value = getattr(config, field.name)
         if value != default_of(field):

@@ -129,3 +129,18 @@ def test_values_beyond_the_dense_range_land_in_the_edge_bins():
 
 def test_moment_names_match_the_record_contract():
     assert list(MOMENTS) == ["dense", "pruned", "sparse_trained", "redense_start", "redense_trained"]
+
+
+def test_a_metrics_line_that_is_no_object_costs_a_point_not_the_report(tmp_path):
+    """A valid JSON line that is not a metrics line (issue 20): the curves of every study are still
+    drawn, and the line is named in a warning."""
+    runs = tmp_path / "runs"
+    shutil.copytree(RECORDS / "imagenet-vgg16", runs / "imagenet-vgg16")
+    metrics = next(runs.glob("imagenet-vgg16/dsd-*/seed0")) / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([lines[0], "[1, 2, 3]", *lines[1:]]) + "\n")
+    with pytest.warns(SkippedRunWarning, match=r"metrics\.jsonl: line 2: .*expected a JSON object"):
+        paths = build_figures(runs, tmp_path / "out")
+    assert [p.name for p in paths if p.name.startswith("curves_")] == [
+        "curves_imagenet-vgg16_digits-stand-in_8678523a.png"
+    ]

@@ -28,15 +28,6 @@ pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.filterwarnin
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working folder, no dataset variables: every default path lands in ``tmp_path``."""
-    for name in ("IMAGENET_DIR", "FLICKR8K_DIR", "WSJ_DIR", "LIBRISPEECH_DIR", "DSD_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def suite(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Exit code and stderr of ``dsd-suite argv`` (in this process), checked to be one clean error."""
     code = main([*argv])

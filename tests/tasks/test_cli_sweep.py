@@ -14,14 +14,6 @@ from tasks.cli.errors import PREFIX
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture
-def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("IMAGENET_DIR", "FLICKR8K_DIR", "WSJ_DIR", "LIBRISPEECH_DIR", "DSD_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     ("sparsities", "named"),
     [
