@@ -13,8 +13,10 @@ export TRANSFORMERS_OFFLINE ?= 1
 SEEDS ?= 0
 NPROC ?= 1
 ARGS ?=
-# Where every command reads and writes results (runs/, sweeps/, tables/, figures/, report.html).
+# Where every command reads and writes results (runs/, sweeps/, tables/, figures/, report.html);
+# passed on only when it is not the commands' own default.
 RESULTS ?= results
+RESULTS_FLAG = $(if $(filter-out results,$(RESULTS)),--results $(RESULTS))
 # The demo's phases as a fraction of each task's stand-in recipe, chosen so that every baseline
 # has visibly learned (measured on a clean clone, seed 0): at 0.6 the ResNet-18 baseline stopped at
 # 41.7 % top-1 error and the captioner wrote 74 distinct captions for 300 test images, so both run
@@ -88,27 +90,27 @@ bench: $(STAMP)
 STUDY_imagenet-squeezenet := imagenet --arch squeezenet1_0
 STUDY_flickr8k-captioning := flickr8k
 $(TASK_TARGETS): %: $(STAMP)
-	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) --results $(RESULTS) $(ARGS)
+	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
 
 # ---------------------------------------------------------------- beyond the paper
 # Every task's study on its stand-in with three seeds, then the tables and figures: the README's
 # stand-in table, with confidence intervals over the paired seeds.
 standin-study: SEEDS := 0,1,2
 standin-study: $(STAMP)
-	$(STANDIN) $(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) --results $(RESULTS) --no-tables $(ARGS)
-	$(STANDIN) $(RUN) run flickr8k --seeds $(SEEDS) --results $(RESULTS) --no-tables $(ARGS)
-	$(STANDIN) $(RUN) run wsj --arch deepspeech --seeds $(SEEDS) --results $(RESULTS) --no-tables $(ARGS)
+	$(STANDIN) $(RUN) run imagenet --arch resnet18 --seeds $(SEEDS) --no-tables $(ARGS) $(RESULTS_FLAG)
+	$(STANDIN) $(RUN) run flickr8k --seeds $(SEEDS) --no-tables $(ARGS) $(RESULTS_FLAG)
+	$(STANDIN) $(RUN) run wsj --arch deepspeech --seeds $(SEEDS) --no-tables $(ARGS) $(RESULTS_FLAG)
 	$(SUITE) tables --results $(RESULTS)
 	$(SUITE) figures --results $(RESULTS)
 
 # DSD at several sparsities from one shared baseline, chosen on validation (dsd-suite sweep --help).
 SPARSITIES ?= 0.1,0.3,0.5,0.7
 sweep-imagenet-resnet18: $(STAMP)
-	$(RUN) sweep imagenet --arch resnet18 --sparsities $(SPARSITIES) --seeds $(SEEDS) --results $(RESULTS) $(ARGS)
+	$(RUN) sweep imagenet --arch resnet18 --sparsities $(SPARSITIES) --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
 
 # DSD beside its ablations (a random mask; re-initialised instead of zero at re-dense) and the control.
 ablations-imagenet-resnet18: $(STAMP)
-	$(RUN) run imagenet --arch resnet18 --method all-ablations --seeds $(SEEDS) --results $(RESULTS) $(ARGS)
+	$(RUN) run imagenet --arch resnet18 --method all-ablations --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
 
 # ---------------------------------------------------------------- the demo
 # Every task on its stand-in, at a lighter scale than the per-task targets so that the whole
