@@ -55,8 +55,9 @@ class DSD:
 
     Args:
         model: the model to prune (DDP / compiled wrappers are seen through for naming).
-        optimizer: the optimizer that updates it (a wrapper exposing it as ``.optimizer`` or
-            ``.optim``, e.g. Accelerate's, is seen through); every selected tensor must be in it.
+        optimizer: the optimizer that updates it, or a wrapper holding it under any attribute
+            (Accelerate's, timm's ``Lookahead``, ZeRO: see ``dsd.optim_state``); every selected
+            tensor must be in it.
         include, exclude: override the paper's selection (see ``dsd.selection.select_prunable``).
         skip_first_conv: keep the model's first convolution dense (the paper's rule).
         mask_in_backward: mask each pruned tensor's gradient as soon as backward writes it (in
@@ -75,7 +76,9 @@ class DSD:
     ) -> None:
         self.model = model
         self.mask_in_backward = mask_in_backward
-        self.optimizer = optim_state.unwrap_optimizer(optimizer)
+        found = optim_state.reachable_optimizers(optimizer)
+        self.optimizer = optim_state.hook_target(found, optimizer)
+        self._state_holders = [f.optimizer for f in found]  # per-entry state, wherever a wrapper keeps it
         self.tensors: list[PrunableTensor] = selection.select_prunable(
             model, include=include, exclude=exclude, skip_first_conv=skip_first_conv
         )
@@ -206,8 +209,8 @@ class DSD:
             self.apply_masks()
             for t, mask in zip(self.tensors, self._masks, strict=True):
                 pruned = ~mask
-                for key, state in optim_state.entry_states(self.optimizer, t.param):
-                    state.masked_fill_(pruned, optim_state.fresh_value(self.optimizer, t.param, key))
+                for holder, key, state in optim_state.entry_states(self._state_holders, t.param):
+                    state.masked_fill_(pruned, optim_state.fresh_value(holder, t.param, key))
                 if restart == "reinit":
                     module_name, _, param_name = t.name.rpartition(".")
                     owner = selection.unwrap_model(self.model).get_submodule(module_name)
@@ -224,7 +227,7 @@ class DSD:
         targets, target_masks = [], []
         for t, mask in zip(self.tensors, masks, strict=True):
             grad = [] if t.param.grad is None else [t.param.grad]
-            states = [s for _, s in optim_state.entry_states(self.optimizer, t.param)]
+            states = [s for _, _, s in optim_state.entry_states(self._state_holders, t.param)]
             targets += [t.param, *grad, *states]
             target_masks += [mask] * (1 + len(grad) + len(states))
         masklib.apply_masks_(targets, target_masks)
