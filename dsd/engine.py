@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd import collective, optim_state, selection
+from dsd import collective, engine_state, optim_state, selection
 from dsd import masks as masklib
 from dsd.errors import ConfigError, UserError
 from dsd.reinit import fresh_weights
@@ -35,7 +35,7 @@ from dsd.sparsity import SparsityReport, TensorSparsity
 
 __all__ = ["DSD", "MaskLapsedError", "SparsityReport", "TensorSparsity"]
 
-STATE_VERSION = 1
+STATE_VERSION = engine_state.STATE_VERSION
 CRITERIA = ("magnitude", "random")
 RESTARTS = ("zero", "reinit")
 
@@ -125,21 +125,7 @@ class DSD:
 
     def summary(self) -> str:
         """The selected tensors with shapes and counts, and what the selection left out."""
-        chosen = {t.name for t in self.tensors}
-        lines = [f"DSD prunes {len(self.tensors)} tensors, {sum(t.numel for t in self.tensors):,} weights:"]
-        lines += [
-            f"  {t.name:<48} {list(t.param.shape)!s:<22} {t.numel:>12,}  ({t.module_type})"
-            for t in self.tensors
-        ]
-        left = [
-            (n, p, r)
-            for n, p, _, r in selection.considered_parameters(self.model, self.skip_first_conv)
-            if n not in chosen
-        ]
-        if left:
-            lines.append(f"left dense ({len(left)} tensors, {sum(p.numel() for _, p, _ in left):,} values):")
-            lines += [f"  {n:<48} {list(p.shape)!s:<22} {r or 'excluded'}" for n, p, r in left]
-        return "\n".join(lines)
+        return selection.summary(self.model, self.tensors, self.skip_first_conv)
 
     def sparsity_report(self) -> SparsityReport:
         """Sparsity per tensor and overall, counted from the masks and from the weights."""
@@ -349,33 +335,9 @@ class DSD:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore masks and phase; zeroes the pruned weights, gradients and optimizer state.
         Refuses state from another model."""
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ValueError(f"not a DSD engine state (version {STATE_VERSION} expected)")
-        ours = {t.name: list(t.param.shape) for t in self.tensors}
-        theirs = {k: list(v) for k, v in state["shapes"].items()}
-        if ours != theirs:
-            missing = sorted(set(ours) - set(theirs))
-            extra = sorted(set(theirs) - set(ours))
-            shape = sorted(n for n in set(ours) & set(theirs) if ours[n] != theirs[n])
-            parts = [("missing tensors", missing), ("unexpected tensors", extra), ("other shapes", shape)]
-            raise ValueError(
-                "engine state is from another model: "
-                + "; ".join(f"{what}: {names[:5]}" for what, names in parts if names)
-            )
-        masks = None
-        if state["phase"] == "sparse":
-            masks = []
-            for t in self.tensors:
-                mask = state["masks"].get(t.name)
-                if not torch.is_tensor(mask):
-                    raise ValueError(f"engine state (phase sparse) has no mask for {t.name!r}")
-                if mask.dtype != torch.bool:
-                    raise ValueError(f"mask of {t.name!r} has dtype {mask.dtype}, expected torch.bool")
-                if mask.shape != t.param.shape:
-                    raise ValueError(
-                        f"mask of {t.name!r} has shape {list(mask.shape)}, expected {list(t.param.shape)}"
-                    )
-                masks.append(mask.to(t.param.device))
+        masks = engine_state.checked_masks(state, self.tensors)
+        if masks is not None:
+            masks = [m.to(t.param.device) for m, t in zip(masks, self.tensors, strict=True)]
         self._release()
         if masks is not None:
             self._hold(masks)
