@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd import collective, engine_state, optim_state, selection
+from dsd import collective, copies, engine_state, optim_state, selection
 from dsd import masks as masklib
 from dsd.errors import ConfigError, UserError
 from dsd.reinit import fresh_weights
@@ -250,8 +250,13 @@ class DSD:
         self._grads_dirty = False
 
     @torch.no_grad()
-    def apply_masks(self) -> None:
-        """Zero the pruned weights (call it after editing weights by hand)."""
+    def apply_masks(self, copy: nn.Module | None = None) -> None:
+        """Zero the pruned weights (call it after editing weights by hand). With ``copy``, those of
+        a copy of the model instead, matched by name: an EMA copy, after each update while sparse
+        (see ``dsd.copies``)."""
+        if copy is not None:
+            copies.apply_masks_to_copy(copy, self.tensors, self._masks)
+            return
         if self._masks is None:
             return
         masklib.apply_masks_([t.param for t in self.tensors], self._masks)
