@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd import collective, copies, engine_state, optim_state, selection
+from dsd import collective, copies, engine_state, optim_state, resume_check, selection
 from dsd import masks as masklib
-from dsd.errors import ConfigError, UserError
+from dsd.errors import ConfigError, PhaseError, UserError
 from dsd.reinit import fresh_weights
 from dsd.selection import PrunableTensor, Selector
 from dsd.sparsity import SparsityReport, TensorSparsity
@@ -95,6 +95,7 @@ class DSD:
         self._grad_hooks: list[Any] = []
         self._steps = 0  # optimizer steps seen (for the ranks' periodic phase check)
         self._sparse_steps = 0  # ... in the current sparse phase (to explain a lapsed mask)
+        self._unchecked = True  # no prune() nor load_state_dict() yet: see dsd.resume_check
         self.agreement = collective.PhaseAgreement()
         self._hooks = [
             self.optimizer.register_step_pre_hook(self._before_step),
@@ -184,7 +185,7 @@ class DSD:
         optimizer state restarted from the optimizer's fresh values. ``restart="reinit"``: they
         restart from a new draw of their layer's initialisation (from ``generator``) instead."""
         if self._masks is None:
-            raise RuntimeError("redense() while dense: there is no mask to drop; call prune() first")
+            raise PhaseError(resume_check.redense_while_dense(self.history))
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
         if restart == "reinit" and generator is None:
@@ -217,7 +218,7 @@ class DSD:
             targets += [t.param, *grad, *states]
             target_masks += [mask] * (1 + len(grad) + len(states))
         masklib.apply_masks_(targets, target_masks)
-        self._grads_dirty, self._sparse_steps = False, 0
+        self._grads_dirty, self._sparse_steps, self._unchecked = False, 0, False
         on_grad = self._mask_grad_now if self.mask_in_backward else self._note_grad
         self._grad_hooks = [t.param.register_post_accumulate_grad_hook(on_grad) for t in self.tensors]
 
@@ -270,6 +271,9 @@ class DSD:
         if self._steps % self.agreement.every == 0:
             self.agreement.check(len(self.history), "optimizer step")
         if self._masks is None:
+            if self._unchecked:  # once: a resumed loop that forgot engine.load_state_dict()?
+                self._unchecked = False
+                resume_check.warn_if_unrestored(self.tensors, self._state_holders)
             return None
         self._sparse_steps += 1
         self.mask_gradients()
@@ -349,6 +353,7 @@ class DSD:
         self.sparsity = float(state["sparsity"])
         self.scope = str(state["scope"])
         self.history = [dict(h) for h in state["history"]]
+        self._unchecked = False
 
     def _check_in_optimizer(self) -> None:
         in_optimizer = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
