@@ -10,6 +10,12 @@ lives, which updates are provably zero for a pruned entry, and what a fresh entr
   one that updates every parameter they update and whose ``step`` runs hooks (``hook_target``),
   and zeroes per-entry state wherever any of them keeps it (``entry_states``). Where that is not
   one optimizer, it refuses at construction, naming the attribute to pass instead.
+  Why the innermost: it is the one that writes the weights, a torch optimizer built by its own
+  ``__init__``, so its hooks run at every step whatever the loop calls, while a wrapper's own
+  ``step`` may run none. What a wrapper does after the inner step keeps a pruned entry at 0 as long
+  as the wrapper's state there is 0 too: Lookahead's ``fast = slow + alpha * (fast - slow)`` mixes
+  two zeros. A wrapper that revives pruned weights otherwise is caught at ``redense()``
+  (``MaskLapsedError``), never passed silently.
 - **One masking pass per step.** For every element-wise optimizer in ``torch.optim``, an entry whose
   gradient is 0 and whose state is 0 gets an update of exactly 0 (momentum, Nesterov, Adam's
   moments, decoupled or coupled weight decay of a zero weight, Adagrad's, RMSprop's, Adadelta's,

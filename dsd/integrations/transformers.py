@@ -260,7 +260,7 @@ class DSDCallback(TrainerCallback):
                 include = _ById(chosen)
             self.engine = DSD(
                 model,
-                inner,
+                optimizer,  # the wrapper itself: the engine finds the state wherever it is kept
                 include=include,
                 exclude=self.exclude,
                 skip_first_conv=False,

@@ -184,6 +184,12 @@ class SlowWeights(torch.optim.Optimizer):
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.the_fast_one.zero_grad(set_to_none=set_to_none)
 
+    def state_dict(self) -> dict:  # the fast optimizer's, as timm's Lookahead saves (Accelerate asks)
+        return self.the_fast_one.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.the_fast_one.load_state_dict(state_dict)
+
 
 class Loop:
     """Not an optimizer: a training helper that keeps one in a list under an odd name."""
