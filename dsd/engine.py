@@ -26,16 +26,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd import collective, optim_state, selection
+from dsd import collective, copies, engine_state, optim_state, resume_check, selection
 from dsd import masks as masklib
-from dsd.errors import ConfigError, UserError
+from dsd.errors import ConfigError, PhaseError, UserError
 from dsd.reinit import fresh_weights
 from dsd.selection import PrunableTensor, Selector
 from dsd.sparsity import SparsityReport, TensorSparsity
 
 __all__ = ["DSD", "MaskLapsedError", "SparsityReport", "TensorSparsity"]
 
-STATE_VERSION = 1
+STATE_VERSION = engine_state.STATE_VERSION
 CRITERIA = ("magnitude", "random")
 RESTARTS = ("zero", "reinit")
 
@@ -55,8 +55,9 @@ class DSD:
 
     Args:
         model: the model to prune (DDP / compiled wrappers are seen through for naming).
-        optimizer: the optimizer that updates it (a wrapper exposing it as ``.optimizer`` or
-            ``.optim``, e.g. Accelerate's, is seen through); every selected tensor must be in it.
+        optimizer: the optimizer that updates it, or a wrapper holding it under any attribute
+            (Accelerate's, timm's ``Lookahead``, ZeRO: see ``dsd.optim_state``); every selected
+            tensor must be in it.
         include, exclude: override the paper's selection (see ``dsd.selection.select_prunable``).
         skip_first_conv: keep the model's first convolution dense (the paper's rule).
         mask_in_backward: mask each pruned tensor's gradient as soon as backward writes it (in
@@ -75,7 +76,9 @@ class DSD:
     ) -> None:
         self.model = model
         self.mask_in_backward = mask_in_backward
-        self.optimizer = optim_state.unwrap_optimizer(optimizer)
+        found = optim_state.reachable_optimizers(optimizer)
+        self.optimizer = optim_state.hook_target(found, optimizer)
+        self._state_holders = [f.optimizer for f in found]  # per-entry state, wherever a wrapper keeps it
         self.tensors: list[PrunableTensor] = selection.select_prunable(
             model, include=include, exclude=exclude, skip_first_conv=skip_first_conv
         )
@@ -92,6 +95,7 @@ class DSD:
         self._grad_hooks: list[Any] = []
         self._steps = 0  # optimizer steps seen (for the ranks' periodic phase check)
         self._sparse_steps = 0  # ... in the current sparse phase (to explain a lapsed mask)
+        self._unchecked = True  # no prune() nor load_state_dict() yet: see dsd.resume_check
         self.agreement = collective.PhaseAgreement()
         self._hooks = [
             self.optimizer.register_step_pre_hook(self._before_step),
@@ -122,21 +126,7 @@ class DSD:
 
     def summary(self) -> str:
         """The selected tensors with shapes and counts, and what the selection left out."""
-        chosen = {t.name for t in self.tensors}
-        lines = [f"DSD prunes {len(self.tensors)} tensors, {sum(t.numel for t in self.tensors):,} weights:"]
-        lines += [
-            f"  {t.name:<48} {list(t.param.shape)!s:<22} {t.numel:>12,}  ({t.module_type})"
-            for t in self.tensors
-        ]
-        left = [
-            (n, p, r)
-            for n, p, _, r in selection.considered_parameters(self.model, self.skip_first_conv)
-            if n not in chosen
-        ]
-        if left:
-            lines.append(f"left dense ({len(left)} tensors, {sum(p.numel() for _, p, _ in left):,} values):")
-            lines += [f"  {n:<48} {list(p.shape)!s:<22} {r or 'excluded'}" for n, p, r in left]
-        return "\n".join(lines)
+        return selection.summary(self.model, self.tensors, self.skip_first_conv)
 
     def sparsity_report(self) -> SparsityReport:
         """Sparsity per tensor and overall, counted from the masks and from the weights."""
@@ -195,7 +185,7 @@ class DSD:
         optimizer state restarted from the optimizer's fresh values. ``restart="reinit"``: they
         restart from a new draw of their layer's initialisation (from ``generator``) instead."""
         if self._masks is None:
-            raise RuntimeError("redense() while dense: there is no mask to drop; call prune() first")
+            raise PhaseError(resume_check.redense_while_dense(self.history))
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
         if restart == "reinit" and generator is None:
@@ -206,8 +196,8 @@ class DSD:
             self.apply_masks()
             for t, mask in zip(self.tensors, self._masks, strict=True):
                 pruned = ~mask
-                for key, state in optim_state.entry_states(self.optimizer, t.param):
-                    state.masked_fill_(pruned, optim_state.fresh_value(self.optimizer, t.param, key))
+                for holder, key, state in optim_state.entry_states(self._state_holders, t.param):
+                    state.masked_fill_(pruned, optim_state.fresh_value(holder, t.param, key))
                 if restart == "reinit":
                     module_name, _, param_name = t.name.rpartition(".")
                     owner = selection.unwrap_model(self.model).get_submodule(module_name)
@@ -224,11 +214,11 @@ class DSD:
         targets, target_masks = [], []
         for t, mask in zip(self.tensors, masks, strict=True):
             grad = [] if t.param.grad is None else [t.param.grad]
-            states = [s for _, s in optim_state.entry_states(self.optimizer, t.param)]
+            states = [s for _, _, s in optim_state.entry_states(self._state_holders, t.param)]
             targets += [t.param, *grad, *states]
             target_masks += [mask] * (1 + len(grad) + len(states))
         masklib.apply_masks_(targets, target_masks)
-        self._grads_dirty, self._sparse_steps = False, 0
+        self._grads_dirty, self._sparse_steps, self._unchecked = False, 0, False
         on_grad = self._mask_grad_now if self.mask_in_backward else self._note_grad
         self._grad_hooks = [t.param.register_post_accumulate_grad_hook(on_grad) for t in self.tensors]
 
@@ -261,8 +251,13 @@ class DSD:
         self._grads_dirty = False
 
     @torch.no_grad()
-    def apply_masks(self) -> None:
-        """Zero the pruned weights (call it after editing weights by hand)."""
+    def apply_masks(self, copy: nn.Module | None = None) -> None:
+        """Zero the pruned weights (call it after editing weights by hand). With ``copy``, those of
+        a copy of the model instead, matched by name: an EMA copy, after each update while sparse
+        (see ``dsd.copies``)."""
+        if copy is not None:
+            copies.apply_masks_to_copy(copy, self.tensors, self._masks)
+            return
         if self._masks is None:
             return
         masklib.apply_masks_([t.param for t in self.tensors], self._masks)
@@ -276,6 +271,9 @@ class DSD:
         if self._steps % self.agreement.every == 0:
             self.agreement.check(len(self.history), "optimizer step")
         if self._masks is None:
+            if self._unchecked:  # once: a resumed loop that forgot engine.load_state_dict()?
+                self._unchecked = False
+                resume_check.warn_if_unrestored(self.tensors, self._state_holders)
             return None
         self._sparse_steps += 1
         self.mask_gradients()
@@ -346,39 +344,16 @@ class DSD:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore masks and phase; zeroes the pruned weights, gradients and optimizer state.
         Refuses state from another model."""
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ValueError(f"not a DSD engine state (version {STATE_VERSION} expected)")
-        ours = {t.name: list(t.param.shape) for t in self.tensors}
-        theirs = {k: list(v) for k, v in state["shapes"].items()}
-        if ours != theirs:
-            missing = sorted(set(ours) - set(theirs))
-            extra = sorted(set(theirs) - set(ours))
-            shape = sorted(n for n in set(ours) & set(theirs) if ours[n] != theirs[n])
-            parts = [("missing tensors", missing), ("unexpected tensors", extra), ("other shapes", shape)]
-            raise ValueError(
-                "engine state is from another model: "
-                + "; ".join(f"{what}: {names[:5]}" for what, names in parts if names)
-            )
-        masks = None
-        if state["phase"] == "sparse":
-            masks = []
-            for t in self.tensors:
-                mask = state["masks"].get(t.name)
-                if not torch.is_tensor(mask):
-                    raise ValueError(f"engine state (phase sparse) has no mask for {t.name!r}")
-                if mask.dtype != torch.bool:
-                    raise ValueError(f"mask of {t.name!r} has dtype {mask.dtype}, expected torch.bool")
-                if mask.shape != t.param.shape:
-                    raise ValueError(
-                        f"mask of {t.name!r} has shape {list(mask.shape)}, expected {list(t.param.shape)}"
-                    )
-                masks.append(mask.to(t.param.device))
+        masks = engine_state.checked_masks(state, self.tensors)
+        if masks is not None:
+            masks = [m.to(t.param.device) for m, t in zip(masks, self.tensors, strict=True)]
         self._release()
         if masks is not None:
             self._hold(masks)
         self.sparsity = float(state["sparsity"])
         self.scope = str(state["scope"])
         self.history = [dict(h) for h in state["history"]]
+        self._unchecked = False
 
     def _check_in_optimizer(self) -> None:
         in_optimizer = {id(p) for group in self.optimizer.param_groups for p in group["params"]}

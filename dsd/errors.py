@@ -30,6 +30,11 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint file that is missing, not weights-only loadable, or of another model."""
 
 
+class PhaseError(UserError, RuntimeError):
+    """A call that does not fit the engine's phase (``redense()`` while dense); the message says
+    the likely cause."""
+
+
 class MissingFileError(UserError, FileNotFoundError):
     """A file the suite never downloads (published weights, ...) is not where it must be; the
     message names the file and where to put it."""

@@ -168,3 +168,17 @@ def select_prunable(
             + "\nPass include= (names, globs or predicates) to choose tensors explicitly."
         )
     return chosen
+
+
+def summary(model: nn.Module, tensors: list[PrunableTensor], skip_first_conv: bool = True) -> str:
+    """The selected ``tensors`` with shapes and counts, and what the selection left dense and why."""
+    chosen = {t.name for t in tensors}
+    lines = [f"DSD prunes {len(tensors)} tensors, {sum(t.numel for t in tensors):,} weights:"]
+    lines += [
+        f"  {t.name:<48} {list(t.param.shape)!s:<22} {t.numel:>12,}  ({t.module_type})" for t in tensors
+    ]
+    left = [(n, p, r) for n, p, _, r in considered_parameters(model, skip_first_conv) if n not in chosen]
+    if left:
+        lines.append(f"left dense ({len(left)} tensors, {sum(p.numel() for _, p, _ in left):,} values):")
+        lines += [f"  {n:<48} {list(p.shape)!s:<22} {r or 'excluded'}" for n, p, r in left]
+    return "\n".join(lines)

@@ -77,6 +77,21 @@ def test_guide_has_the_snippets_it_promises():
     assert any(s.marker and s.marker.startswith("torchrun") for s in SNIPPETS)
 
 
+def test_guide_says_what_users_met_and_a_snippet_asserts_it():
+    """Issue 20, item 16: a timm model's head is pruned by default (``exclude="head.weight"``), a
+    ViT's patch embedding stays dense as the first conv, and under ``GradScaler``
+    ``mask_gradients()`` comes before ``unscale_``; each said in the text, and asserted by code
+    that ``test_snippet_runs_as_written`` runs."""
+    text = GUIDE.read_text(encoding="utf-8")
+    code = "\n".join(s.code for s in SNIPPETS)
+    assert 'exclude="head.weight"' in text and 'assert "head.weight" in names' in code
+    assert "patch embedding" in text and '"patch_embed.proj.weight" not in names' in code
+    assert "call `engine.mask_gradients()` before `scaler.unscale_(...)`" in text
+    assert "assert skipped and taken" in code
+    masked, unscaled = code.index("engine.mask_gradients()"), code.index("scaler.unscale_(optimizer)")
+    assert masked < unscaled
+
+
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.name for s in SNIPPETS])
 def test_snippet_runs_as_written(snippet: Snippet, tmp_path, monkeypatch, capsys):
     script = tmp_path / "snippet.py"

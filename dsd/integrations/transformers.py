@@ -31,7 +31,8 @@ What the callback does, and where in the Trainer it does it:
   callbacks given to the Trainer; ``DSDCallback(...).attach(trainer)`` puts this one first so
   they see the keys too.
 - ``on_save``: writes ``dsd_engine.pt`` (masks, phase, schedule) atomically into the checkpoint
-  folder, so ``trainer.train(resume_from_checkpoint=...)`` continues mid-phase with the same mask.
+  folder, so ``trainer.train(resume_from_checkpoint=...)`` continues mid-phase with the same mask,
+  from whichever folder the Trainer resumes (``dsd.integrations.trainer_checkpoint``).
 
 Which tensors: the weights of ``nn.Linear`` layers and of transformers' ``Conv1D`` (GPT-2's
 linear layers): attention projections, feed-forward layers, the pooler. Embeddings, norms and
@@ -67,17 +68,13 @@ from dsd import masks as masklib
 from dsd import selection
 from dsd.engine import DSD
 from dsd.files import atomic_torch_save
+from dsd.integrations.trainer_checkpoint import ENGINE_FILE, FILE_FORMAT, FILE_VERSION, load_payload
 from dsd.integrations.trainer_lr import CONSTANT_SCHEDULERS, take_over_lr
 from dsd.optim_state import unwrap_optimizer
 from dsd.schedule import Schedule
 from dsd.selection import Selector
 
 __all__ = ["ENGINE_FILE", "DSDCallback", "default_selection"]
-
-#: The file the callback writes into every Trainer checkpoint folder.
-ENGINE_FILE = "dsd_engine.pt"
-FILE_FORMAT = "dsd-trainer-callback"
-FILE_VERSION = 1
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +260,7 @@ class DSDCallback(TrainerCallback):
                 include = _ById(chosen)
             self.engine = DSD(
                 model,
-                inner,
+                optimizer,  # the wrapper itself: the engine finds the state wherever it is kept
                 include=include,
                 exclude=self.exclude,
                 skip_first_conv=False,
@@ -341,40 +338,9 @@ class DSDCallback(TrainerCallback):
         logger.info("DSD: step %d enters phase %d (%s)", step, index, phase.text(self.schedule.unit))
 
     def _resume(self, args: TrainingArguments, state: TrainerState) -> None:
-        """Load the engine state saved with the checkpoint the Trainer resumed from."""
-        folders = []
-        if isinstance(args.resume_from_checkpoint, str):
-            folders.append(args.resume_from_checkpoint)
-        folders.append(os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"))
-        path = next(
-            (os.path.join(f, ENGINE_FILE) for f in folders if os.path.isfile(os.path.join(f, ENGINE_FILE))),
-            None,
-        )
-        if path is None:
-            raise FileNotFoundError(
-                f"resuming at optimizer step {state.global_step}, but no {ENGINE_FILE} was found in "
-                f"{folders}; the DSD masks cannot be restored. Resume from a checkpoint written with "
-                "DSDCallback; if it lies outside output_dir, also set "
-                "TrainingArguments(resume_from_checkpoint=<that folder>)."
-            )
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(f"{path}: cannot read the DSD engine state ({error})") from error
-        if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:
-            raise ValueError(f"{path}: not a DSDCallback checkpoint file (format {FILE_FORMAT!r} expected)")
-        if payload.get("version") != FILE_VERSION:
-            raise ValueError(f"{path}: file version {payload.get('version')!r}, expected {FILE_VERSION}")
-        if payload["schedule"] != str(self.schedule):
-            raise ValueError(
-                f"{path}: written for schedule {payload['schedule']!r}, but this callback runs "
-                f"{str(self.schedule)!r}; resume with the same schedule"
-            )
-        if payload["global_step"] != state.global_step:
-            raise ValueError(
-                f"{path}: written at optimizer step {payload['global_step']}, but the Trainer resumes "
-                f"at step {state.global_step}"
-            )
+        """Load the engine state saved with the checkpoint the Trainer resumed from, wherever it is
+        (``dsd.integrations.trainer_checkpoint``)."""
+        payload, path = load_payload(args, state, str(self.schedule))
         try:
             self.engine.load_state_dict(payload["engine"])
         except ValueError as error:
