@@ -10,7 +10,6 @@ the run record and the run's hash all see the values actually used.
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
-from dsd.taskkit import hf_data
 from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
 from dsd.taskkit.config import param
-from dsd.taskkit.environment import available_cores
 from dsd.taskkit.fingerprint import DataFingerprint
+from dsd.taskkit.sources import choose_source
 from dsd.taskkit.summary import DataSummary
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models
-from tasks.imagenet.hf import HFImageData
-from tasks.imagenet.standin import StandinSpec, ensure_standin, implied_sizes, is_built, standin_root
+from tasks.imagenet.sources import HFImageSource, ImageFolderSource, ImageSource, StandinSource
 
 #: Per-process batch on ImageNet: torchvision's reference (32 per GPU; 8 GPUs make the global
 #: batch of 256 the ResNet / VGG / AlexNet recipes were tuned for).
@@ -44,8 +41,6 @@ IMAGENET_SIZE = 224
 #: few-minute schedule cannot afford (measured: 35 % left ResNet-18 at 29 % error, 60 % at 16 %).
 IMAGENET_MIN_CROP = 0.08
 STANDIN_MIN_CROP = 0.6
-STANDIN_NAME = "digits stand-in"
-IMAGENET_CLASSES = 1000
 #: Architectures whose name in the paper's tables differs from torchvision's.
 PAPER_NAMES = {"squeezenet1_0": "squeezenet"}
 
@@ -125,12 +120,13 @@ class ImageNetTask(TaskAdapter):
         cache_dir: Path | None = None,
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
-        self._index: datalib.TreeIndex | None = None
-        self._listing: tuple[Path, dict[str, datalib.SplitListing]] | None = None  # (root, splits)
         self._channels_last = torch.cuda.is_available()
-        source = None if self.data_dir is None else hf_data.detect(Path(self.data_dir))
-        self._hf = (
-            None if source is None else HFImageData(source, self.cache_dir, self.config.skip_bad_images)
+        skip_bad = self.config.skip_bad_images
+        self.source: ImageSource = choose_source(
+            self.data_dir,
+            standin=lambda: StandinSource(self.cache_dir, skip_bad),
+            huggingface=lambda found: HFImageSource(found, self.cache_dir, skip_bad),
+            folder=lambda root: ImageFolderSource(root, self.cache_dir, skip_bad),
         )
 
     def resolve_config(self, config: ImageNetConfig) -> ImageNetConfig:  # type: ignore[override]
@@ -139,20 +135,7 @@ class ImageNetTask(TaskAdapter):
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
-        """``ImageNet`` for a 1000-class tree, else ``ImageFolder (N classes)``: never the folder's
-        name, which would tie the runs to where the data lies (the fingerprint tells trees apart)."""
-        if self.is_standin:
-            return STANDIN_NAME
-        if self._hf is not None:
-            return self._hf.dataset_name(IMAGENET_CLASSES)
-        classes = (
-            len(datalib._class_folders(Path(self.data_dir) / "train"))
-            if Path(self.data_dir, "train").is_dir()
-            else 0
-        )
-        if classes == IMAGENET_CLASSES:
-            return "ImageNet"
-        return f"ImageFolder ({classes} classes)"
+        return self.source.dataset_name
 
     @property
     def model_name(self) -> str:
@@ -187,109 +170,24 @@ class ImageNetTask(TaskAdapter):
                 if cfg.aux_loss_weight > 0
                 else "auxiliary classifiers dropped"
             )
-        if self.is_standin:
-            facts["standin"] = dataclasses.asdict(StandinSpec())
-        facts.update(
-            self._hf.summary(available_cores()) if self._hf is not None else datalib.summary(self._tree())
-        )
-        return facts
+        return facts | self.source.description_facts()
 
     # ------------------------------------------------------------------ preparation
     def prepare(self) -> None:
         """Build the stand-in if needed; list the tree (or read the Hugging Face dataset's shards)
         and verify every image once (cached)."""
-        if self._hf is not None:
-            self._hf.verified(available_cores())
-            return
-        self._tree(workers=available_cores())
-
-    def _root(self) -> Path:
-        if self.is_standin:
-            return ensure_standin(self.cache_dir)
-        return Path(self.data_dir)
-
-    def _splits(self, root: Path) -> dict[str, datalib.SplitListing]:
-        """The tree's listing (memoised: the checks before a study and the verify pass share it)."""
-        if self._listing is None or self._listing[0] != root:
-            self._listing = (root, datalib.list_tree(root))
-        return self._listing[1]
-
-    def _tree(self, workers: int = 0) -> datalib.TreeIndex:
-        """The checked, verified tree (memoised); refuses bad images unless told to skip them."""
-        if self._index is None:
-            root = self._root()
-            index = datalib.load_index(
-                root, self.cache_dir, workers or available_cores(), splits=self._splits(root)
-            )
-            self._refuse_bad(index)
-            self._index = index
-        return self._index
-
-    def _refuse_bad(self, index: datalib.TreeIndex) -> None:
-        if index.bad and not self.config.skip_bad_images:
-            raise datalib.DataTreeError(
-                f"{len(index.bad)} image(s) under {index.root} cannot be read: "
-                f"{datalib.describe_bad(index)}. "
-                "Replace or delete them, or pass --skip-bad-images to leave them out (they are then "
-                "counted in the run record)."
-            )
-
-    def _standin_pending(self) -> bool:
-        """The stand-in is asked for and not built yet."""
-        return self.is_standin and not is_built(standin_root(self.cache_dir))
-
-    def _classes(self) -> list[str]:
-        """The class folders' names, without verifying a single image (the stand-in's ten digits
-        when it is not built yet)."""
-        if self._index is not None:
-            return self._index.classes
-        if self._standin_pending():
-            return [str(digit) for digit in range(10)]
-        if self._hf is not None:
-            return self._hf.index().classes
-        return self._splits(self._root())["train"].classes
+        self.source.prepare()
 
     def inspect(self) -> DataSummary:
-        """Both splits' images and the classes from the tree's listing (or, for a stand-in not
+        """Both splits' images and the classes, from the data's listing (or, for a stand-in not
         built yet, from its specification); the verify pass's cached verdict when there is one."""
-        if self._standin_pending():
-            sizes = implied_sizes(StandinSpec())
-            total = sum(sizes.values())
-            return DataSummary(
-                f"{STANDIN_NAME}, not built yet: it would be built under {standin_root(self.cache_dir)}",
-                dict(sizes),
-                unit="images",
-                facts={"classes": len(self._classes())},
-                pending=[f"build the stand-in ({total:,} PNG images)", f"verify the {total:,} images once"],
-                implied=True,
-            )
-        if self._hf is not None:
-            return self._hf.inspect(self.dataset_name)
-        root = self._root()
-        splits = self._splits(root)
-        bad = datalib.cached_verdict(splits, self.cache_dir)
-        index = datalib.TreeIndex(root, splits, bad or {})
-        if bad is not None:
-            self._refuse_bad(index)
-        total = sum(len(listing.files) for listing in splits.values())
-        return DataSummary(
-            f"{self.dataset_name} at {root}",
-            {split: len(index.samples(split)) for split in datalib.SPLITS},
-            unit="images",
-            facts={"classes": len(index.classes)} | ({"unreadable images": len(bad)} if bad else {}),
-            pending=[] if bad is not None else [f"verify the {total:,} images once (the verdict is cached)"],
-            fingerprint=datalib.fingerprint(index) if bad is not None else None,
-        )
+        return self.source.inspect()
 
     def data_fingerprint(self) -> DataFingerprint:
-        if self._hf is not None:
-            return self._hf.fingerprint(available_cores())
-        return datalib.fingerprint(self._tree())
+        return self.source.fingerprint()
 
     def skipped_inputs(self) -> dict[str, list[str]]:
-        if self._hf is not None:
-            return {"unreadable images": self._hf.skipped()}
-        return {"unreadable images": [f"{path} ({why})" for path, why in sorted(self._tree().bad.items())]}
+        return self.source.skipped_inputs()
 
     def setup_notes(self) -> list[str]:
         """The image size and crop scale, where they are not ImageNet's 224 px and 8 %."""
@@ -303,20 +201,12 @@ class ImageNetTask(TaskAdapter):
         return notes
 
     def data_issues(self) -> dict[str, int]:
-        if self._hf is not None:
-            return self._hf.issues()
-        index = self._tree()
-        return {
-            "skipped_images": len(index.bad),
-            "skipped_train_images": len(index.bad_in("train")),
-            "skipped_val_images": len(index.bad_in("val")),
-            "ignored_files": sum(index.splits[s].ignored for s in datalib.SPLITS),
-        }
+        return self.source.data_issues()
 
     # ------------------------------------------------------------------ model
     @property
     def num_classes(self) -> int:
-        return len(self._classes())
+        return len(self.source.classes())
 
     def build_model(self) -> nn.Module:
         model = models.build_model(self.config.arch, self.num_classes, self._aux_weight())
@@ -335,16 +225,12 @@ class ImageNetTask(TaskAdapter):
 
     def pretrained_state(self) -> dict[str, torch.Tensor]:
         """torchvision's published weights (``pretrained_weights``) from the torch hub cache."""
-        cfg, classes = self.config, self._classes()
+        cfg, classes = self.config, self.source.classes()
         state = models.load_published_weights(cfg.arch, cfg.pretrained_weights)
         state = models.fit_published_state(state, cfg.arch, len(classes), self._aux_weight() > 0)
-        if self._hf is None and not all(re.fullmatch(r"n\d{8}", c) for c in classes):
-            root = self.data_dir or standin_root(self.cache_dir)
-            warnings.warn(
-                f"the class folders under {root} are not WordNet ids (n01440764, ...): the pretrained "
-                "weights number classes in sorted-wnid order, so their outputs may not match your labels",
-                stacklevel=2,
-            )
+        warning = self.source.pretrained_label_warning()
+        if warning:
+            warnings.warn(warning, stacklevel=2)
         return state
 
     def _aux_weight(self) -> float:
@@ -353,19 +239,11 @@ class ImageNetTask(TaskAdapter):
     # ------------------------------------------------------------------ data
     def train_dataset(self) -> Dataset:
         cfg = self.config
-        transform = datalib.train_transform(cfg.image_size, cfg.min_crop_scale)
-        if self._hf is not None:
-            return self._hf.dataset("train", transform)
-        index = self._tree()
-        return datalib.ImageList(index.root, index.samples("train"), index.classes, transform)
+        return self.source.dataset("train", datalib.train_transform(cfg.image_size, cfg.min_crop_scale))
 
     def eval_datasets(self) -> dict[str, Dataset]:
         cfg = self.config
-        transform = datalib.eval_transform(cfg.image_size, cfg.resize_size)
-        if self._hf is not None:
-            return {"val": self._hf.dataset("val", transform)}
-        index = self._tree()
-        return {"val": datalib.ImageList(index.root, index.samples("val"), index.classes, transform)}
+        return {"val": self.source.dataset("val", datalib.eval_transform(cfg.image_size, cfg.resize_size))}
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
         images, labels = move_to_device(batch, device)

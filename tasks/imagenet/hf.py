@@ -29,7 +29,6 @@ from dsd import files
 from dsd.taskkit import hf_data
 from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
 from dsd.taskkit.hf_data import HFDataError, HFSource, HFSplit
-from dsd.taskkit.summary import DataSummary
 from tasks.imagenet.data import SPLITS, ImageReadError, check_image
 
 #: The task's splits and the names a Hugging Face copy may give them, the first preferred.
@@ -235,98 +234,3 @@ def _check_labels(index: HFImageIndex, split: str, rows: np.ndarray, labels: np.
             f"not one of the {len(index.classes)} classes ({outside.size} such rows in split "
             f"{index.splits[split].name!r}); an unlabelled split (ImageNet's test) cannot train or evaluate"
         )
-
-
-# ---------------------------------------------------------------------- what the adapter asks
-class HFImageData:
-    """The ImageNet adapter's data questions answered for a Hugging Face dataset (the adapter
-    asks the same of its ImageFolder tree): the index checked once, verified once (cached)."""
-
-    def __init__(self, source: HFSource, cache_dir: Path, skip_bad: bool) -> None:
-        self.source, self.cache_dir, self.skip_bad = source, Path(cache_dir), skip_bad
-        self._index: HFImageIndex | None = None
-        self._verified = False
-
-    def index(self) -> HFImageIndex:
-        """Splits, shards, columns and classes, checked (memoised; no image read)."""
-        if self._index is None:
-            self._index = open_index(self.source)
-        return self._index
-
-    def verified(self, workers: int) -> HFImageIndex:
-        """The index with every image decoded once (the verdict cached); refuses bad images
-        unless told to skip them."""
-        if not self._verified:
-            index = verify_images(self.index(), self.cache_dir, workers)
-            self.refuse_bad(index)
-            self._verified = True
-        return self.index()
-
-    def refuse_bad(self, index: HFImageIndex) -> None:
-        bad = index.bad_names()
-        if bad and not self.skip_bad:
-            shown = "; ".join(f"{where} ({why})" for where, why in list(bad.items())[:5])
-            more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
-            raise HFDataError(
-                f"{len(bad)} image(s) of {self.source.describe()} cannot be decoded: {shown}{more}. Replace "
-                "the shards, or pass --skip-bad-images to leave them out (they are then counted in the "
-                "run record)."
-            )
-
-    def dataset_name(self, imagenet_classes: int) -> str:
-        """``ImageNet (HF parquet)`` for 1000 classes, else ``Images (N classes, HF parquet)``."""
-        classes = len(self.index().classes)
-        if classes == imagenet_classes:
-            return f"ImageNet ({self.source.label})"
-        return f"Images ({classes} classes, {self.source.label})"
-
-    def inspect(self, name: str) -> DataSummary:
-        """Both splits' sizes from the shards' footers; the cached verdict when there is one."""
-        index = self.index()
-        bad = cached_verdict(index, self.cache_dir)
-        pending = []
-        if bad is None:
-            if self.source.form == hf_data.PARQUET:
-                shards = sum(len(index.splits[s].files) for s in SPLITS)
-                size = hf_data.human_bytes(hf_data.total_bytes([index.splits[s] for s in SPLITS]))
-                pending.append(
-                    f"convert the {shards} parquet shards ({size}) into memory-mapped Arrow files "
-                    f"under {self.cache_dir / 'hf-arrow'} once"
-                )
-            pending.append(
-                f"verify the {sum(index.size(s) for s in SPLITS):,} images once (the verdict is cached)"
-            )
-        else:
-            index.bad = bad
-            self.refuse_bad(index)
-        facts: dict[str, Any] = {"classes": len(index.classes), "format": self.source.label}
-        if bad:
-            facts["unreadable images"] = sum(len(rows) for rows in bad.values())
-        return DataSummary(
-            f"{name} at {self.source.describe()}",
-            {split: index.kept(split) for split in SPLITS},
-            unit="images",
-            facts=facts,
-            pending=pending,
-            fingerprint=fingerprint(index) if bad is not None else None,
-        )
-
-    def fingerprint(self, workers: int) -> DataFingerprint:
-        return fingerprint(self.verified(workers))
-
-    def summary(self, workers: int) -> dict[str, Any]:
-        return summary(self.verified(workers))
-
-    def skipped(self) -> list[str]:
-        return [f"{where} ({why})" for where, why in sorted(self.index().bad_names().items())]
-
-    def issues(self) -> dict[str, int]:
-        index = self.index()
-        return {
-            "skipped_images": sum(len(index.bad_in(s)) for s in SPLITS),
-            "skipped_train_images": len(index.bad_in("train")),
-            "skipped_val_images": len(index.bad_in("val")),
-        }
-
-    def dataset(self, split: str, transform: Any) -> HFImageList:
-        return HFImageList(self.verified(1), split, self.cache_dir, transform)

@@ -17,7 +17,8 @@ from dsd.records.layout import RunFolder
 from dsd.run.execute import run_study
 from dsd.run.settings import RunConfig
 from tasks.imagenet import standin as standin_lib
-from tasks.imagenet.adapter import STANDIN_NAME, ImageNetConfig, ImageNetTask
+from tasks.imagenet.adapter import ImageNetConfig, ImageNetTask
+from tasks.imagenet.sources import STANDIN_NAME
 from tasks.imagenet.standin import MANIFEST, StandinSpec, ensure_standin
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
