@@ -3,7 +3,8 @@
 The paper (Table 5) prunes NeuralTalk to 80 % sparsity, everything but the word embedding, and
 re-densifies it: BLEU-4 16.8 -> 18.5 on Flickr-8K's test split. This adapter reads the real
 dataset from ``data_dir`` (see ``tasks.flickr8k.corpus`` for the files), or builds and reads the
-digits stand-in (``tasks.flickr8k.standin``) when ``data_dir`` is None.
+digits stand-in (``tasks.flickr8k.standin``) when ``data_dir`` is None; its data source
+(``tasks.flickr8k.sources``, chosen once) reads and prepares either.
 
 Choices to know about, each also written into every run's record (``description``):
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,25 +37,24 @@ from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
-from dsd.taskkit import hf_data
 from dsd.taskkit.adapter import MetricSpec, TaskAdapter
-from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.fingerprint import DataFingerprint
+from dsd.taskkit.sources import choose_source
 from dsd.taskkit.summary import DataSummary
-from tasks.flickr8k import bleu, corpus, features, hf, standin
-from tasks.flickr8k.batches import EvalImages, PreparedData, TrainCaptions, collate, standardized
+from tasks.flickr8k import bleu, features
+from tasks.flickr8k.batches import collate
 from tasks.flickr8k.config import (
-    FLICKR8K_NAME,
     NEURALTALK_BATCH,
     NEURALTALK_RMSPROP_ALPHA,
     PAPER_RECIPE,
     PRUNED,
     STANDIN_BATCH,
-    STANDIN_NAME,
     STANDIN_RECIPE,
     STANDIN_RMSPROP_ALPHA,
     Flickr8kConfig,
 )
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
+from tasks.flickr8k.sources import CaptionSource, FolderSource, HFCaptionSource, StandinSource
 from tasks.flickr8k.text import Vocabulary
 
 
@@ -75,6 +74,21 @@ class Flickr8kTask(TaskAdapter):
     )
     config: Flickr8kConfig
 
+    def __init__(
+        self,
+        config: Flickr8kConfig | None = None,
+        data_dir: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        super().__init__(config, data_dir, cache_dir)
+        shared = (self.cache_dir, self.config, self.encoder, self.feature_norm)
+        self.source: CaptionSource = choose_source(
+            self.data_dir,
+            standin=lambda: StandinSource(*shared),
+            huggingface=lambda found: HFCaptionSource(found, *shared),
+            folder=lambda root: FolderSource(root, *shared),
+        )
+
     def resolve_config(self, config: Flickr8kConfig) -> Flickr8kConfig:  # type: ignore[override]
         """The 0 placeholders resolved (NeuralTalk's values, or the stand-in's); checked."""
         if config.batch_size < 0 or config.rmsprop_alpha < 0:
@@ -84,22 +98,6 @@ class Flickr8kTask(TaskAdapter):
         if config.max_caption_length < 1:
             raise ConfigError(f"--max-caption-length must be at least 1, got {config.max_caption_length}")
         standin_data = self.is_standin
-        if self._hf is not None:
-            given = [
-                flag
-                for flag, value in (
-                    ("--annotations-file", config.annotations_file),
-                    ("--images-dir", config.images_dir),
-                    ("--annotations", config.annotations != "auto"),
-                )
-                if value
-            ]
-            if given:
-                raise ConfigError(
-                    f"{' and '.join(given)} choose among Flickr-8K's official files, but --data "
-                    f"{self.data_dir} is a Hugging Face dataset ({self._hf.label}) holding images and "
-                    "captions together: leave them out"
-                )
         return dataclasses.replace(
             config,
             batch_size=config.batch_size or (STANDIN_BATCH if standin_data else NEURALTALK_BATCH),
@@ -110,14 +108,7 @@ class Flickr8kTask(TaskAdapter):
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
-        if self.is_standin:
-            return STANDIN_NAME
-        return FLICKR8K_NAME if self._hf is None else f"{FLICKR8K_NAME} ({self._hf.label})"
-
-    @cached_property
-    def _hf(self) -> hf_data.HFSource | None:
-        """The Hugging Face dataset ``data_dir`` holds, or None (the official files, or the stand-in)."""
-        return None if self.data_dir is None else hf_data.detect(Path(self.data_dir))
+        return self.source.dataset_name
 
     @property
     def model_name(self) -> str:
@@ -136,22 +127,16 @@ class Flickr8kTask(TaskAdapter):
         return choice
 
     @property
+    def feature_norm(self) -> str:
+        """``standardize`` or ``none``: the config's, or by encoder when ``auto``."""
+        choice = self.config.feature_norm
+        if choice == "auto":
+            return "none" if self.encoder == "vgg16-fc7" else "standardize"
+        return choice
+
+    @property
     def description(self) -> dict[str, Any]:
-        data = self._data
-        splits = data.corpus.splits
-        return {
-            "encoder": self.encoder,
-            "features": self._encoder_description(),
-            "feature_norm": (
-                "standardized: zero mean, unit variance per feature over the training images"
-                if self.feature_norm == "standardize"
-                else "none (the encoder's output as is)"
-            ),
-            "annotations": data.corpus.source,
-            "images": {s: len(n) for s, n in splits.items()},
-            "train_captions": sum(len(data.corpus.captions[n]) for n in splits["train"]),
-            "vocabulary": len(data.vocab),
-            "tokenization": "lowercase, ASCII punctuation deleted, whitespace split (NeuralTalk)",
+        return self.source.description_facts() | {
             "bleu": bleu.DESCRIPTION,
             "decoding": {
                 "val": "greedy",
@@ -163,146 +148,21 @@ class Flickr8kTask(TaskAdapter):
 
     # ------------------------------------------------------------------ data
     def prepare(self) -> None:
-        """Build the stand-in (if no data_dir) and the image-feature cache. The VGG-16 weights are
-        fetched first, so that an offline machine says so before anything else is built."""
-        if self.encoder == "vgg16-fc7" and (self._standin_pending() or not self._features_cached()):
-            features.fetch_weights(features.vgg16_weights())
-        self._data  # noqa: B018  (reading it builds and caches everything)
-
-    def _standin_pending(self) -> bool:
-        """The stand-in is asked for and not built yet."""
-        return self.is_standin and not standin.is_complete(Path(self.cache_dir) / standin.FOLDER)
-
-    @cached_property
-    def _corpus(self) -> corpus.Corpus:
-        """The captions and splits, checked against the image folder (building the stand-in first)."""
-        cfg = self.config
-        if self._hf is not None:
-            return hf.load_corpus(self._hf, self.cache_dir, cfg.skip_bad_data)
-        root = standin.ensure_standin(self.cache_dir) if self.is_standin else Path(self.data_dir)
-        return corpus.load_corpus(
-            root, cfg.annotations, cfg.annotations_file, cfg.images_dir, cfg.skip_bad_data
-        )
-
-    def _image_names(self) -> list[str]:
-        return [n for split in corpus.SPLITS for n in self._corpus.splits[split]]
-
-    def _features_cached(self) -> bool:
-        corp = self._corpus
-        return features.cache_path(self.cache_dir, self.encoder, corp.store(), self._image_names()).is_file()
+        """Build the stand-in (if no data_dir) and the image-feature cache."""
+        self.source.prepare()
 
     def inspect(self) -> DataSummary:
-        """Training captions and evaluation images per split, the vocabulary, and what preparing
-        would do (build the stand-in, extract the image features), from the annotation files and
-        the image folder's listing; a stand-in not built yet gives the sizes it would have."""
-        if self._standin_pending():
-            sizes = standin.SIZES
-            pending = [f"build the stand-in ({sum(sizes.values()):,} pictures with their captions)"]
-            folder = Path(self.cache_dir) / standin.FOLDER
-            return DataSummary(
-                f"{STANDIN_NAME}, not built yet: it would be built under {folder}",
-                {
-                    "train": sizes["train"] * standin.CAPTIONS_PER_PICTURE,
-                    "val": sizes["val"],
-                    "test": sizes["test"],
-                },
-                unit="captions",
-                eval_unit="images",
-                facts={"images": dict(sizes), "vocabulary": "counted once the stand-in is built"},
-                pending=pending + self._feature_steps(sum(sizes.values())),
-                implied=True,
-            )
-        corp = self._corpus
-        vocab = Vocabulary.build(corp.split_captions("train"), self.config.min_word_count)
-        images = {split: len(corp.splits[split]) for split in corpus.SPLITS}
-        cached = self._features_cached()
-        return DataSummary(
-            f"{self.dataset_name} at {corp.where()} ({corp.source})",
-            {
-                "train": sum(len(corp.captions[n]) for n in corp.splits["train"]),
-                "val": images["val"],
-                "test": images["test"],
-            },
-            unit="captions",
-            eval_unit="images",
-            facts={"images": images, "vocabulary": len(vocab), "encoder": self.encoder},
-            pending=[] if cached else self._feature_steps(sum(images.values())),
-            fingerprint=None if self.config.skip_bad_data else _fingerprint(corp),
-        )
-
-    def _feature_steps(self, images: int) -> list[str]:
-        """What extracting the features takes, in order."""
-        steps = []
-        weights = features.weights_file(features.vgg16_weights())
-        if self.encoder == "vgg16-fc7" and not weights.is_file():
-            steps.append(f"download VGG-16's weights to {weights}")
-        if self.encoder == "digits-cnn":
-            from tasks.flickr8k import glyphnet
-
-            if not glyphnet.weights_path(Path(self.cache_dir) / features.CACHE_FOLDER).is_file():
-                steps.append("train the stand-in's glyph encoder once (cached)")
-        return [*steps, f"extract the {self.encoder} features of {images:,} images once (cached)"]
-
-    @cached_property
-    def _data(self) -> PreparedData:
-        cfg = self.config
-        corp = self._corpus
-        names = self._image_names()
-        table = features.load_or_compute(
-            self.cache_dir,
-            self.encoder,
-            corp.store(),
-            names,
-            cfg.skip_bad_data,
-            workers=max(0, cfg.workers),
-        )
-        if table.failed:  # only reached with skip_bad_data: drop the undecodable images
-            failed = set(table.failed)
-            corp.issues["undecodable_images"] = len(failed & set(names))
-            corp.skipped["undecodable images"] = [corp.store().label(n) for n in sorted(failed & set(names))]
-            for split in corpus.SPLITS:
-                corp.splits[split] = [n for n in corp.splits[split] if n not in failed]
-                if not corp.splits[split]:
-                    raise corpus.DataError(
-                        f"no decodable image is left in the {split} split of {corp.store().describe()}"
-                    )
-        if self.feature_norm == "standardize":
-            table = standardized(table, corp.splits["train"])
-        vocab = Vocabulary.build(corp.split_captions("train"), cfg.min_word_count)
-        return PreparedData(corp, vocab, table)
-
-    @property
-    def feature_norm(self) -> str:
-        """``standardize`` or ``none``: the config's, or by encoder when ``auto``."""
-        choice = self.config.feature_norm
-        if choice == "auto":
-            return "none" if self.encoder == "vgg16-fc7" else "standardize"
-        return choice
-
-    def _encoder_description(self) -> str:
-        dim = self._data.table.dim
-        if self.encoder == "vgg16-fc7":
-            return f"frozen torchvision VGG-16 (IMAGENET1K_V1) fc7 after ReLU, {dim}-d, 224 centre crop"
-        if self.encoder == "digits-cnn":
-            from tasks.flickr8k import glyphnet
-
-            accuracy = glyphnet.load_or_train(self.cache_dir / features.CACHE_FOLDER)[1]
-            return (
-                f"frozen 3-layer CNN trained on the stand-in's training glyphs (held-out glyph accuracy "
-                f"{accuracy:.1%}): 2x3-grid max-pooled feature map + cell class scores + 6x8 colour "
-                f"thumbnail, {dim}-d"
-            )
-        h, w = features.PIXEL_SIZE
-        return f"raw pixels {h}x{w} RGB as ink intensity, {dim}-d (no CNN)"
+        """Captions and images per split, the vocabulary, and what preparing would still do."""
+        return self.source.inspect()
 
     def data_issues(self) -> dict[str, int]:
-        return dict(self._data.corpus.issues)
+        return self.source.data_issues()
 
     def skipped_inputs(self) -> dict[str, list[str]]:
-        return self._data.corpus.skipped
+        return self.source.skipped_inputs()
 
     def data_fingerprint(self) -> DataFingerprint:
-        return _fingerprint(self._data.corpus)
+        return self.source.fingerprint()
 
     def setup_notes(self) -> list[str]:
         """Departures from NeuralTalk's Flickr-8K setup: the image encoder, the feature
@@ -320,56 +180,32 @@ class Flickr8kTask(TaskAdapter):
 
     @property
     def vocabulary(self) -> Vocabulary:
-        return self._data.vocab
+        return self.source.prepared.vocab
 
     def split_images(self, split: str) -> list[str]:
         """Image file names of a split, in the order of its evaluation records."""
-        return list(self._data.corpus.splits[split])
-
-    def image_path(self, name: str) -> Path:
-        return self._data.corpus.images_dir / name
-
-    def open_image(self, name: str) -> Any:
-        """The image ``name`` (a PIL image, not yet decoded), from its file or its dataset row."""
-        return self._data.corpus.store().open(name)
-
-    def references(self, split: str) -> list[list[str]]:
-        """Every image's reference captions (NeuralTalk tokens joined by spaces), in split order."""
-        caps = self._data.corpus.captions
-        return [[" ".join(c) for c in caps[n]] for n in self._data.corpus.splits[split]]
+        return self.source.split_images(split)
 
     def train_dataset(self) -> Dataset:
-        data = self._data
-        samples = []
-        for name in data.corpus.splits["train"]:
-            row = data.table.row[name]
-            for tokens in data.corpus.captions[name]:
-                ids = data.vocab.encode(tokens, self.config.max_caption_length)
-                samples.append((row, torch.tensor(ids, dtype=torch.long)))
-        return TrainCaptions(data.table.features, samples)
+        return self.source.train_dataset()
 
     def eval_datasets(self) -> dict[str, Dataset]:
-        data = self._data
-        return {
-            split: EvalImages(data.table.features, [data.table.row[n] for n in data.corpus.splits[split]])
-            for split in ("val", "test")
-        }
+        return self.source.eval_datasets()
 
     def collate_fn(self) -> Callable[[list[Any]], Any]:
         return collate
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> nn.Module:
-        return self._model(self._data.table.dim, self._data.vocab)
+        data = self.source.prepared
+        return self._model(data.table.dim, data.vocab)
 
     def planned_model(self) -> nn.Module | None:
-        """Built from the captions' vocabulary and the encoder's width, without extracting a
-        feature; None while the stand-in is not built, or when images that fail to decode would
-        be dropped (``--skip-bad-data``: the vocabulary may then shrink)."""
-        if self._standin_pending() or self.config.skip_bad_data:
+        """Built from the captions' vocabulary and the encoder's width, extracting no feature; None
+        before the stand-in is built, or with ``--skip-bad-data`` (the vocabulary may shrink)."""
+        if not self.source.built() or self.config.skip_bad_data:
             return None
-        vocab = Vocabulary.build(self._corpus.split_captions("train"), self.config.min_word_count)
-        return self._model(features.feature_dim(self.encoder), vocab)
+        return self._model(features.feature_dim(self.encoder), self.source.vocabulary())
 
     def _model(self, feature_dim: int, vocab: Vocabulary) -> nn.Module:
         cfg = self.config
@@ -396,14 +232,14 @@ class Flickr8kTask(TaskAdapter):
     def eval_batch(self, model: nn.Module, batch: Any, split: str) -> list[Any]:
         beam = self.config.beam_size if split == "test" else 1
         ids, _ = decode(model, batch["features"], self.config.max_caption_length, beam)
-        vocab = self._data.vocab
+        vocab = self.vocabulary
         return [
             (int(i), " ".join(vocab.decode(row)))
             for i, row in zip(batch["index"].tolist(), ids.tolist(), strict=True)
         ]
 
     def compute_metrics(self, split: str, records: list[Any]) -> dict[str, float]:
-        refs = self.references(split)
+        refs = self.source.references(split)
         if sorted(i for i, _ in records) != list(range(len(refs))):
             raise RuntimeError(f"{split}: expected one caption for each of its {len(refs)} images")
         by_image = dict(records)
@@ -411,7 +247,7 @@ class Flickr8kTask(TaskAdapter):
 
     def write_predictions(self, split: str, records: list[Any], path: Path) -> None:
         """``<image><TAB><caption>`` per line, in split order."""
-        names = self._data.corpus.splits[split]
+        names = self.source.split_images(split)
         atomic_write_text(path, "".join(f"{names[i]}\t{caption}\n" for i, caption in sorted(records)))
 
     def study_figures(self, runs: dict[str, Path], out_dir: Path) -> list[Path]:
@@ -430,18 +266,3 @@ def log_frequency_bias(vocab: Vocabulary) -> torch.Tensor:
     freq = [max(c / total, 1e-6) if total else 1.0 for c in vocab.counts]
     logs = torch.tensor([math.log(f) for f in freq])
     return logs - logs.max()
-
-
-def _fingerprint(corp: corpus.Corpus) -> DataFingerprint:
-    """Which annotation file was read (Karpathy's JSON or the official token file and split
-    lists), every split's images with their sizes, and every caption as written."""
-    builder = FingerprintBuilder("Flickr-8K").add("annotations", corp.source)
-    store = corp.store()
-    for split in corpus.SPLITS:
-        for name in corp.splits[split]:
-            builder.add(split, name, store.key(name), *corp.raw_captions[name])
-    return builder.finish(
-        annotations=corp.source,
-        images={split: len(corp.splits[split]) for split in corpus.SPLITS},
-        captions=sum(len(c) for c in corp.raw_captions.values()),
-    )

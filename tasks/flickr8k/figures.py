@@ -17,7 +17,8 @@ from dsd import files
 from dsd.errors import ConfigError, DataError
 from dsd.records import layout as folder_files
 from dsd.taskkit.weights import load_final_weights, load_model_weights
-from tasks.flickr8k.adapter import STANDIN_NAME, Flickr8kConfig, Flickr8kTask
+from tasks.flickr8k.adapter import Flickr8kTask
+from tasks.flickr8k.config import STANDIN_NAME, Flickr8kConfig
 from tasks.flickr8k.model import decode
 
 MARKDOWN = "flickr8k_captions.md"
@@ -99,12 +100,12 @@ def caption_comparison(
         columns["dense control"] = load_final_weights(runs["dense-control"])
     captions = {name: caption_images(task, state, "test", positions) for name, state in columns.items()}
     names = [task.split_images("test")[i] for i in positions]
-    references = [task.references("test")[i][0] for i in positions]
+    references = [task.source.references("test")[i][0] for i in positions]
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     grid = out_dir / GRID
-    _draw_grid(grid, [task.open_image(n) for n in names], captions, references)
+    _draw_grid(grid, [task.source.open_image(n) for n in names], captions, references)
     header = ["image", *captions, "a reference"]
     lines = [
         f"# Captions of {len(names)} {task.dataset_name} test images (the paper's Figure 3)",

@@ -2,9 +2,11 @@
 
 One adapter serves the real ImageNet (``data_dir`` = a tree with ``train/`` and ``val/``) and the
 digits stand-in (``data_dir=None``: built under ``cache_dir`` by ``prepare()``), through the same
-loader and transforms. Settings that must differ between the two (crop size, batch size) default
-to 0, meaning "the dataset's default"; the adapter resolves them at construction, so the loop,
-the run record and the run's hash all see the values actually used.
+loader and transforms (and a Hugging Face copy on disk), each read through its data source
+(``tasks.imagenet.sources``, chosen once in the constructor). Settings that must differ between
+the two (crop size, batch size) default to 0, meaning "the dataset's default"; the adapter
+resolves them at construction, so the loop, the run record and the run's hash all see the values
+actually used.
 """
 
 from __future__ import annotations
