@@ -2,9 +2,10 @@
 
 Data (``data_dir``): a raw WSJ tree (LDC CDs) or LibriSpeech tree, prepared once into
 manifests by ``prepare()`` (``tasks.wsj.prepare``; or ahead of time with
-``prepare_manifests``), or a folder prepared that way; without ``data_dir``, the eSpeak NG
-stand-in (``tasks.wsj.standin``), built under the cache folder. Splits, the first of the
-evaluation splits being the one evaluated every epoch:
+``prepare_manifests``), or a folder prepared that way, or a Hugging Face copy of LibriSpeech;
+without ``data_dir``, the eSpeak NG stand-in (``tasks.wsj.standin``), built under the cache
+folder. Each origin is a data source (``tasks.wsj.sources``), chosen once in the constructor.
+Splits, the first of the evaluation splits being the one evaluated every epoch:
 
 ==============  ===============  ==========================================
 corpus          training         evaluation
@@ -34,41 +35,32 @@ ratios, with epochs compressed to fit baseline + DSD + dense control in about 8 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from dsd.errors import ConfigError, DataError
+from dsd.errors import ConfigError
 from dsd.schedule import PAPER_RECIPES
-from dsd.taskkit import hf_data
 from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
+from dsd.taskkit.fingerprint import DataFingerprint
+from dsd.taskkit.sources import choose_source
 from dsd.taskkit.summary import DataSummary
-from tasks.wsj import hf, standin, verify
-from tasks.wsj import prepare as preparation
-from tasks.wsj.audio import AudioError
 from tasks.wsj.config import (
     AUTO_SIZES,
-    DATASET_NAMES,
     PAPER_DECAY,
     REAL_BATCH,
-    SPLITS,
-    STANDIN,
     STANDIN_BATCH,
     STANDIN_RECIPES,
     Config,
 )
 from tasks.wsj.ctc import ctc_loss, greedy_decode
 from tasks.wsj.data import SpeechDataset, collate
-from tasks.wsj.manifest import read_manifest, read_prepared
 from tasks.wsj.models import DeepSpeech1, DeepSpeech2, parameter_count
 from tasks.wsj.scoring import Transcript, error_rates, write_transcripts
+from tasks.wsj.sources import FolderSource, HFSpeechSource, SpeechSource, standin_source
 from tasks.wsj.text import NUM_CLASSES, SYMBOLS
 
 
@@ -93,61 +85,21 @@ class SpeechTask(TaskAdapter):
         self, config: Config | None = None, data_dir: Path | None = None, cache_dir: Path | None = None
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
-        self._hf = None if self.data_dir is None else hf_data.detect(Path(self.data_dir).expanduser())
-        self._hf_splits: tuple[dict[str, hf_data.HFSplit], dict[str, list[int]]] | None = None
-        self.corpus, self.source, self.folder = self._locate_data()
+        frames, cache, cfg = self.output_frames(), self.cache_dir, self.config
+        self.source: SpeechSource = choose_source(
+            self.data_dir,
+            standin=lambda: standin_source(cache, cfg, frames),
+            huggingface=lambda found: HFSpeechSource.locate(found, cache, cfg, frames),
+            folder=lambda root: FolderSource.locate(root, cache, cfg, frames),
+        )
         # What a folder holds is a fact of the data (its fingerprint names the corpus), not a
         # hyper-parameter: a --corpus that agrees with the folder leaves the run's hash alone.
         self.config = dataclasses.replace(self.config, corpus="auto")
-        self._train: SpeechDataset | None = None
-        self._evals: dict[str, SpeechDataset] | None = None
 
-    # ------------------------------------------------------------------ data location
-    def _locate_data(self) -> tuple[str, Path | None, Path]:
-        """``(corpus, raw source folder or None, prepared folder)``, without reading audio; a
-        ``--corpus`` that contradicts the folder is refused."""
-        cfg = self.config
-        if self.is_standin:
-            if cfg.corpus != "auto":
-                raise ConfigError(
-                    f"--corpus {cfg.corpus} names the corpus in --data, but no --data is given (the "
-                    "stand-in runs): pass --data DIR, or leave --corpus out"
-                )
-            return STANDIN, None, standin.standin_folder(self.cache_dir, self.standin_spec())
-        data_dir = Path(self.data_dir).expanduser()
-        prepared = read_prepared(data_dir)
-        if prepared is not None:
-            corpus = prepared["corpus"]
-            if corpus not in SPLITS:
-                raise DataError(f"{data_dir} holds prepared {corpus!r}, which this task does not know")
-            self._check_corpus_flag(corpus, f"{data_dir} holds prepared {DATASET_NAMES[corpus]}")
-            return corpus, None, data_dir
-        if self._hf is not None:
-            self._check_corpus_flag("librispeech", f"{data_dir} is a Hugging Face dataset ({self._hf.label})")
-            folder = Path(cfg.prepared_dir).expanduser() if cfg.prepared_dir else None
-            return "librispeech", data_dir, folder or hf.prepared_folder(self._hf, self.cache_dir)
-        if cfg.corpus == "auto":
-            corpus = preparation.detect_corpus(data_dir)
-        else:
-            corpus = cfg.corpus
-            try:  # an unusual layout detection misses is the user's word against ours: theirs wins
-                detected = preparation.detect_corpus(data_dir)
-            except preparation.PreparationError:
-                detected = corpus
-            self._check_corpus_flag(detected, f"{data_dir} is a {DATASET_NAMES[detected]} folder")
-        if cfg.prepared_dir:
-            folder = Path(cfg.prepared_dir).expanduser()
-        else:
-            tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
-            folder = Path(self.cache_dir) / "wsj-prepared" / f"{corpus}-{tag}"
-        return corpus, data_dir, folder
-
-    def _check_corpus_flag(self, found: str, what: str) -> None:
-        if self.config.corpus not in ("auto", found):
-            raise ConfigError(
-                f"--corpus {self.config.corpus}, but {what}: pass --corpus {found}, or leave --corpus out "
-                "(it is detected)"
-            )
+    @property
+    def corpus(self) -> str:
+        """``wsj``, ``librispeech`` or the stand-in: what the data holds."""
+        return self.source.corpus
 
     def resolve_config(self, config: Config) -> Config:  # type: ignore[override]
         """The batch size the 0 placeholder means on this data (``REAL_BATCH`` / ``STANDIN_BATCH``)."""
@@ -156,83 +108,20 @@ class SpeechTask(TaskAdapter):
         default = STANDIN_BATCH if self.is_standin else REAL_BATCH
         return dataclasses.replace(config, batch_size=config.batch_size or default)
 
-    def standin_spec(self) -> standin.StandinSpec:
-        cfg = self.config
-        return standin.StandinSpec(cfg.standin_train, cfg.standin_test, cfg.standin_vocabulary)
-
     def prepare(self) -> None:
         """Build the stand-in or prepare the raw corpus (once), then make sure every audio file
         of the manifests decodes (once, the verdict cached): a bad file is named before training."""
-        if self.is_standin:
-            standin.build_standin(self.cache_dir, self.standin_spec())
-        elif self._hf is not None:
-            hf.prepare(self._hf, self.folder, self.cache_dir)
-        elif self.source is not None:
-            preparation.prepare_manifests(self.corpus, self.source, self.folder)
-        paths = self._audio_files()
-        prepared = read_prepared(self.folder) or {}
-        self._refuse_bad_audio(verify.verify_audio(paths, self.cache_dir, prepared.get("audio_key", "")))
-
-    def _refuse_bad_audio(self, bad: dict[str, str]) -> None:
-        if bad:
-            raise AudioError(
-                f"{len(bad)} audio file(s) of the manifests in {self.folder} cannot be used: "
-                f"{verify.describe(bad)}. Restore them, or prepare the corpus again (dsd-suite prepare "
-                "wsj --force), which leaves unusable files out and counts them"
-            )
-
-    def _audio_files(self) -> list[Path]:
-        """Every audio file the manifests name, each once."""
-        splits = [SPLITS[self.corpus][0], *SPLITS[self.corpus][1]]
-        return sorted({u.audio for split in splits for u in self._manifest(split)})
+        self.source.prepare()
 
     def inspect(self) -> DataSummary:
-        """Utterances per split from the manifests (after the datasets' own filters), with every
-        audio file looked for (a missing one is named, "not found"); a stand-in not built yet or a
-        raw corpus not prepared yet gives what it can and what preparing would do."""
-        splits = [SPLITS[self.corpus][0], *SPLITS[self.corpus][1]]
-        if read_prepared(self.folder) is None:
-            if self.is_standin:
-                spec = self.standin_spec()
-                total = spec.train_utterances + spec.test_utterances
-                return DataSummary(
-                    f"{STANDIN}, not built yet: it would be built under {self.folder}",
-                    {"train": spec.train_utterances, "test": spec.test_utterances},
-                    unit="utterances",
-                    pending=[
-                        f"synthesize the stand-in ({total:,} utterances, eSpeak NG)",
-                        "decode every file once",
-                    ],
-                    implied=True,
-                )
-            if self._hf is not None:
-                return hf.pending(self._hf, self.folder, self.cache_dir)
-            return DataSummary(
-                f"{self.dataset_name} at {self.source} (raw), not prepared yet",
-                dict.fromkeys(splits),
-                unit="utterances",
-                pending=[f"prepare it into manifests under {self.folder}, decoding every audio file once"],
-            )
-        paths = self._audio_files()
-        self._refuse_bad_audio({str(path): verify.NOT_FOUND for path in verify.missing(paths)})
-        prepared = read_prepared(self.folder) or {}
-        verified = verify.cached_verdict(paths, self.cache_dir, prepared.get("audio_key", ""))
-        self._refuse_bad_audio(verified or {})
-        datasets = {SPLITS[self.corpus][0]: self.train_dataset(), **self.eval_datasets()}
-        return DataSummary(
-            f"{self.dataset_name} at {self.folder}",
-            {split: len(dataset) for split, dataset in datasets.items()},
-            unit="utterances",
-            facts={"hours": prepared.get("hours", {})} if prepared.get("hours") else {},
-            pending=[] if verified is not None else [f"decode the {len(paths):,} audio files once"],
-            fingerprint=self.data_fingerprint(),
-        )
+        """Utterances per split from the manifests, or, before they are written, what preparing
+        would do."""
+        return self.source.inspect()
 
     # ------------------------------------------------------------------ identity
     @property
     def dataset_name(self) -> str:
-        name = DATASET_NAMES[self.corpus]
-        return name if self._hf is None else f"{name} ({self._hf.label})"
+        return self.source.dataset_name
 
     @property
     def model_name(self) -> str:
@@ -272,15 +161,8 @@ class SpeechTask(TaskAdapter):
                 else f"SGD, Nesterov momentum {cfg.momentum}, weight decay {cfg.weight_decay}"
             ),
             "pruned": "fully connected and recurrent weights (not convolutions, biases, norms)",
-            "splits": {"train": SPLITS[self.corpus][0], "eval": list(SPLITS[self.corpus][1])},
         }
-        if self.is_standin:
-            info["standin"] = {
-                "train_voices": list(standin.TRAIN_VOICES),
-                "test_voices": list(standin.TEST_VOICES),
-                "spec": asdict(self.standin_spec()) | {"key": self.standin_spec().key},
-            }
-        return info
+        return info | self.source.description_facts()
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> nn.Module:
@@ -326,36 +208,11 @@ class SpeechTask(TaskAdapter):
         return lambda frames: (frames - 1) // stride + 1
 
     # ------------------------------------------------------------------ data
-    def _manifest(self, split: str) -> list:
-        if read_prepared(self.folder) is None:
-            raise FileNotFoundError(
-                f"{self.folder} is not prepared; run prepare() first (dsd-suite prepare wsj ...)"
-            )
-        return read_manifest(self.folder / f"{split}.jsonl")
-
-    def _dataset(self, split: str, sort_by_length: bool = False) -> SpeechDataset:
-        """A split's utterances; their audio read from files, or from a Hugging Face dataset's rows."""
-        args = (self._manifest(split), self.output_frames(), split)
-        if self._hf is None:
-            return SpeechDataset(*args, sort_by_length=sort_by_length)
-        if self._hf_splits is None:
-            self._hf_splits = hf.open_splits(self._hf)
-        splits, rows = self._hf_splits
-        return hf.HFSpeechDataset(
-            self._hf, splits[split], rows[split], self.cache_dir, *args, sort_by_length=sort_by_length
-        )
-
     def train_dataset(self) -> SpeechDataset:
-        if self._train is None:
-            self._train = self._dataset(SPLITS[self.corpus][0])
-        return self._train
+        return self.source.train_dataset()
 
     def eval_datasets(self) -> dict[str, SpeechDataset]:
-        if self._evals is None:
-            self._evals = {
-                split: self._dataset(split, sort_by_length=True) for split in SPLITS[self.corpus][1]
-            }
-        return self._evals
+        return self.source.eval_datasets()
 
     def collate_fn(self) -> Callable[[list[Any]], Any]:
         return collate
@@ -365,25 +222,11 @@ class SpeechTask(TaskAdapter):
 
     def skipped_inputs(self) -> dict[str, list[str]]:
         """What preparation and the datasets' checks left out, by reason."""
-        skipped: dict[str, list[str]] = {}
-        for reason, names in (read_prepared(self.folder) or {}).get("skipped", {}).items():
-            skipped[f"utterances at preparation: {reason.replace('_', ' ')}"] = list(names)
-        for dataset in [self.train_dataset(), *self.eval_datasets().values()]:
-            for reason, names in dataset.skipped.items():
-                skipped[f"{dataset.name} utterances: {reason}"] = names
-        return skipped
+        return self.source.skipped_inputs()
 
     def data_fingerprint(self) -> DataFingerprint:
-        """The corpus and every manifest line that the runs read (id, audio file name, duration,
-        transcript), per split; not where the audio lies."""
-        builder = FingerprintBuilder("speech manifests").add("corpus", self.corpus)
-        splits = [SPLITS[self.corpus][0], *SPLITS[self.corpus][1]]
-        sizes = {}
-        for split in splits:
-            utterances = sorted(self._manifest(split), key=lambda u: u.id)
-            builder.add_all((split, u.id, u.audio.name, f"{u.duration:.3f}", u.text) for u in utterances)
-            sizes[split] = len(utterances)
-        return builder.finish(corpus=self.dataset_name, utterances=sizes)
+        """The corpus and every manifest line the runs read; not where the audio lies."""
+        return self.source.fingerprint()
 
     def setup_notes(self) -> list[str]:
         """Departures from the paper's DeepSpeech setup: model sizes, cell, optimizer."""
@@ -397,15 +240,7 @@ class SpeechTask(TaskAdapter):
         return notes
 
     def data_issues(self) -> dict[str, int]:
-        issues: Counter[str] = Counter()
-        prepared = read_prepared(self.folder) or {}
-        for reason, count in prepared.get("issues", {}).items():
-            issues[f"prepare/{reason}"] += count
-        datasets = ([self._train] if self._train else []) + list((self._evals or {}).values())
-        for dataset in datasets:
-            for reason, count in dataset.issues.items():
-                issues[f"{dataset.name}/{reason}"] += count
-        return dict(sorted(issues.items()))
+        return self.source.data_issues()
 
     # ------------------------------------------------------------------ steps
     def training_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:

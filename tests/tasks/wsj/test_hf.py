@@ -71,8 +71,8 @@ def test_features_and_transcripts_are_the_flac_folders(tmp_path: Path) -> None:
     for speech in (from_flac, from_rows):
         speech.prepare()
     for split in ("train-clean-100", "dev-clean"):
-        flac = {u.id: u for u in from_flac._manifest(split)}
-        rows = {u.id: u for u in from_rows._manifest(split)}
+        flac = {u.id: u for u in from_flac.source.manifest(split)}
+        rows = {u.id: u for u in from_rows.source.manifest(split)}
         assert {i: (u.text, u.duration, u.sample_rate) for i, u in rows.items()} == {
             i: (u.text, u.duration, u.sample_rate) for i, u in flac.items()
         }
