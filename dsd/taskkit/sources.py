@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from dsd.taskkit import hf_data
 from dsd.taskkit.fingerprint import DataFingerprint
@@ -24,18 +24,17 @@ Source = TypeVar("Source", bound="DataSource")
 
 
 class DataSource(abc.ABC):
-    """A task's data from one origin. Each task subclasses it once for what its origins share
-    (reading the prepared data), then once per origin."""
-
-    #: Whether this is the task's stand-in (made here, tiny), never the real dataset.
-    is_standin: ClassVar[bool] = False
+    """A task's data from one origin: what the adapter's data methods answer. Each task
+    subclasses it once for what its origins share (reading the prepared data), then once per
+    origin; the stand-in, a folder built first, usually subclasses the folder's."""
 
     @property
     @abc.abstractmethod
     def dataset_name(self) -> str:
         """The name on every record and table row (``TaskAdapter.dataset_name``); never a path."""
 
-    def prepare(self) -> None:  # noqa: B027 (optional step)
+    @abc.abstractmethod
+    def prepare(self) -> None:
         """Build, convert or verify what must exist before training (``TaskAdapter.prepare``);
         idempotent."""
 
@@ -47,17 +46,17 @@ class DataSource(abc.ABC):
     def fingerprint(self) -> DataFingerprint:
         """What identifies the data, never its path (``TaskAdapter.data_fingerprint``)."""
 
+    @abc.abstractmethod
     def skipped_inputs(self) -> dict[str, list[str]]:
         """The inputs left out, by kind (``TaskAdapter.skipped_inputs``)."""
-        return {}
 
+    @abc.abstractmethod
     def data_issues(self) -> dict[str, int]:
         """Counts of skipped or repaired inputs (``TaskAdapter.data_issues``)."""
-        return {}
 
+    @abc.abstractmethod
     def description_facts(self) -> dict[str, Any]:
         """The facts of the run record's ``description`` that are the data's, not the model's."""
-        return {}
 
 
 def choose_source(

@@ -223,8 +223,6 @@ class StandinSource(FolderSource):
     """The digits stand-in: Flickr-8K's files built under the cache folder on first use; before
     that, its sizes come from its specification."""
 
-    is_standin = True
-
     def __init__(self, cache_dir: Path, config: Flickr8kConfig, encoder: str, feature_norm: str) -> None:
         super().__init__(Path(cache_dir) / standin.FOLDER, cache_dir, config, encoder, feature_norm)
 

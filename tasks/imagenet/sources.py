@@ -156,8 +156,6 @@ class StandinSource(ImageFolderSource):
     """The digits stand-in: an ImageFolder tree built under the cache folder on first use; before
     that, its classes and sizes come from its specification."""
 
-    is_standin = True
-
     def __init__(self, cache_dir: Path, skip_bad: bool) -> None:
         super().__init__(standin_root(cache_dir), cache_dir, skip_bad)
 

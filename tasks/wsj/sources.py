@@ -219,8 +219,6 @@ class StandinSource(FolderSource):
     """The eSpeak NG stand-in of ``spec``: a prepared folder synthesized under the cache folder on
     first use; before that, its sizes come from ``spec``."""
 
-    is_standin = True
-
     def __init__(self, spec: standin.StandinSpec, cache_dir: Path, output_frames: OutputFrames) -> None:
         super().__init__(STANDIN, None, standin.standin_folder(cache_dir, spec), cache_dir, output_frames)
         self.spec = spec
