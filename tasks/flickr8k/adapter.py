@@ -52,6 +52,7 @@ from tasks.flickr8k.config import (
     STANDIN_RECIPE,
     STANDIN_RMSPROP_ALPHA,
     Flickr8kConfig,
+    image_features,
 )
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
 from tasks.flickr8k.sources import CaptionSource, FolderSource, HFCaptionSource, StandinSource
@@ -81,6 +82,7 @@ class Flickr8kTask(TaskAdapter):
         cache_dir: Path | None = None,
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
+        self.encoder, self.feature_norm = image_features(self.config, self.is_standin)
         shared = (self.cache_dir, self.config, self.encoder, self.feature_norm)
         self.source: CaptionSource = choose_source(
             self.data_dir,
@@ -117,22 +119,6 @@ class Flickr8kTask(TaskAdapter):
     @property
     def default_recipe(self) -> str:
         return STANDIN_RECIPE if self.is_standin else PAPER_RECIPE
-
-    @property
-    def encoder(self) -> str:
-        """The config's encoder, or by dataset when ``auto``."""
-        choice = self.config.encoder
-        if choice == "auto":
-            return "digits-cnn" if self.is_standin else "vgg16-fc7"
-        return choice
-
-    @property
-    def feature_norm(self) -> str:
-        """``standardize`` or ``none``: the config's, or by encoder when ``auto``."""
-        choice = self.config.feature_norm
-        if choice == "auto":
-            return "none" if self.encoder == "vgg16-fc7" else "standardize"
-        return choice
 
     @property
     def description(self) -> dict[str, Any]:

@@ -70,3 +70,16 @@ class Flickr8kConfig(TaskConfig):
     skip_bad_data: bool = param(False, "count and skip bad caption lines and missing or broken images")
     annotations_file: str = param("", "the captions file; empty: found under --data", path=True)
     images_dir: str = param("", "the images folder; empty: found under --data", path=True)
+
+
+def image_features(config: Flickr8kConfig, standin: bool) -> tuple[str, str]:
+    """The encoder and the feature normalisation a run uses: the config's, or for ``auto``
+    VGG-16's fc7 on Flickr-8K and the glyph CNN on the stand-in, standardized features for every
+    encoder but VGG-16 (NeuralTalk read fc7 as is). The config keeps ``auto``, as the run's hash does."""
+    encoder = config.encoder
+    if encoder == "auto":
+        encoder = "digits-cnn" if standin else "vgg16-fc7"
+    norm = config.feature_norm
+    if norm == "auto":
+        norm = "none" if encoder == "vgg16-fc7" else "standardize"
+    return encoder, norm
