@@ -201,7 +201,9 @@ class FolderSource(CaptionSource):
     """Flickr-8K's own files under ``root``: the token file and split lists and/or Karpathy's
     JSON (``--annotations`` picks), and the image folder."""
 
-    def __init__(self, root: Path, cache_dir: Path, config: Flickr8kConfig, encoder: str, feature_norm: str):
+    def __init__(
+        self, root: Path, cache_dir: Path, config: Flickr8kConfig, encoder: str, feature_norm: str
+    ) -> None:
         super().__init__(cache_dir, config, encoder, feature_norm)
         self._root = Path(root)
 
