@@ -242,7 +242,7 @@ class Flickr8kTask(TaskAdapter):
 
         if not {"baseline", "dsd"} <= set(runs):
             return []
-        return caption_comparison(runs, out_dir, data_dir=self.data_dir, cache_dir=self.cache_dir)
+        return caption_comparison(self, runs, out_dir)
 
 
 def log_frequency_bias(vocab: Vocabulary) -> torch.Tensor:

@@ -21,13 +21,12 @@ with ``skip_bad=True`` it is counted (``issues``) and skipped instead.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsd import errors
+from dsd import errors, files
 from tasks.flickr8k.images import FolderImages, ImageStore
 from tasks.flickr8k.text import tokenize
 
@@ -227,9 +226,9 @@ def parse_karpathy_json(
     sentence has no tokens list. ``restval`` images (COCO's) count as training images.
     """
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not a JSON file ({err})") from None
+        payload = files.read_json(path)
+    except files.JSONFileError as err:
+        raise DataError(f"{path}: not a JSON file ({err.reason})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
         raise DataError(f"{path}: expected an object with an 'images' list (Karpathy's split format)")
     splits: dict[str, list[str]] = {s: [] for s in SPLITS}

@@ -1,13 +1,14 @@
 """The paper's Figure 3 analog: the same test images captioned by the baseline, sparse and DSD models.
 
-``caption_comparison`` reads finished runs (``dsd.run.study``): the baseline's final weights, the
-DSD run's weights at the end of its sparse phase (``phase<i>.pt``) and at its end, captions a
-few test images with each, and writes a markdown table and the matching image grid (PNG).
+``caption_comparison`` reads finished runs of one study (their records, ``dsd.records``): the
+baseline's final weights, the DSD run's weights at the end of its sparse phase (``phase<i>.pt``)
+and at its end, captions a few test images with each through the study's task, and writes a
+markdown table and the matching image grid (PNG). ``tasks.flickr8k.from_run`` rebuilds the task
+of a finished run, for a comparison drawn after the fact.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,8 @@ import torch
 
 from dsd import files
 from dsd.errors import ConfigError, DataError
-from dsd.records import layout as folder_files
+from dsd.records import load_result
 from dsd.taskkit.weights import load_final_weights, load_model_weights
-from tasks.flickr8k.adapter import Flickr8kTask
-from tasks.flickr8k.config import STANDIN_NAME, Flickr8kConfig
 from tasks.flickr8k.model import decode
 
 MARKDOWN = "flickr8k_captions.md"
@@ -27,29 +26,10 @@ GRID = "flickr8k_captions.png"
 
 def sparse_phase_weights(folder: Path) -> tuple[str, dict[str, torch.Tensor]]:
     """Label and weights at the end of a DSD run's first sparse phase."""
-    result = files.read_json(Path(folder) / folder_files.RESULT_FILE)
-    for phase in result["phases"]:
-        if phase["kind"] == "sparse":
-            weights = phase.get("weights", f"phase{phase['index']}.pt")
-            return phase["label"], files.safe_torch_load(Path(folder) / weights)
+    for phase in load_result(folder).phases:
+        if phase.kind == "sparse":
+            return phase.label, files.safe_torch_load(Path(folder) / phase.weights)
     raise DataError(f"{folder} has no sparse phase: is it a dsd run?")
-
-
-def task_of_run(folder: Path, data_dir: Path | None = None, cache_dir: Path | None = None) -> Flickr8kTask:
-    """The adapter a run was made with, rebuilt from its ``config.json``.
-
-    ``cache_dir`` defaults to the task's ``default_cache_dir`` (``data/flickr8k``), where the
-    command line builds the stand-in and the feature cache.
-    """
-    config = files.read_json(Path(folder) / folder_files.CONFIG_FILE)
-    if config.get("task") != Flickr8kTask.name:
-        raise DataError(f"{folder} is a {config.get('task')!r} run, not a flickr8k one")
-    known = {f.name for f in dataclasses.fields(Flickr8kConfig)}
-    task_config = Flickr8kConfig(**{k: v for k, v in config["task_config"].items() if k in known})
-    standin = config["dataset"] == STANDIN_NAME
-    if not standin and data_dir is None:
-        raise ConfigError(f"{folder} was trained on Flickr-8K: pass data_dir (the dataset folder)")
-    return Flickr8kTask(task_config, None if standin else data_dir, cache_dir)
 
 
 def pick_images(count: int, total: int) -> list[int]:
@@ -59,9 +39,7 @@ def pick_images(count: int, total: int) -> list[int]:
 
 
 @torch.no_grad()
-def caption_images(
-    task: Flickr8kTask, state: dict[str, torch.Tensor], split: str, positions: list[int]
-) -> list[str]:
+def caption_images(task: Any, state: dict[str, torch.Tensor], split: str, positions: list[int]) -> list[str]:
     """Captions of the images at ``positions`` of ``split`` by a model holding ``state``."""
     model = task.build_model()
     load_model_weights(model, state, "run weights")
@@ -73,22 +51,15 @@ def caption_images(
     return [" ".join(task.vocabulary.decode(row)) for row in ids.tolist()]
 
 
-def caption_comparison(
-    runs: dict[str, Path],
-    out_dir: Path,
-    count: int = 6,
-    data_dir: Path | None = None,
-    cache_dir: Path | None = None,
-) -> list[Path]:
+def caption_comparison(task: Any, runs: dict[str, Path], out_dir: Path, count: int = 6) -> list[Path]:
     """Markdown table and PNG grid of test images with baseline / sparse / DSD captions.
 
-    ``runs`` maps ``baseline`` and ``dsd`` (and optionally ``dense-control``) to finished run
-    folders of one study. Returns the written files.
+    ``task``: the study's ``Flickr8kTask``; ``runs`` maps ``baseline`` and ``dsd`` (and optionally
+    ``dense-control``) to finished run folders of that study. Returns the written files.
     """
     missing = {"baseline", "dsd"} - set(runs)
     if missing:
         raise ConfigError(f"caption_comparison needs the {sorted(missing)} run folder(s)")
-    task = task_of_run(runs["dsd"], data_dir, cache_dir)
     positions = pick_images(count, len(task.split_images("test")))
     sparse_label, sparse_state = sparse_phase_weights(runs["dsd"])
     columns = {

@@ -98,17 +98,6 @@ def convert_sphere(src: Path, dst: Path, corpus_dir: Path | None = None) -> None
         Path(tmp).unlink(missing_ok=True)
 
 
-def audio_info(path: Path) -> tuple[int, int]:
-    """``(frames, sample rate)`` from the file's header; ``AudioError`` naming the file if unreadable."""
-    if not Path(path).is_file():
-        raise AudioError(f"{path}: not found")
-    try:
-        info = soundfile.info(str(path))
-    except Exception as err:  # libsndfile raises several types; all mean "cannot read"
-        raise AudioError(f"{path}: unreadable audio ({err})") from None
-    return int(info.frames), int(info.samplerate)
-
-
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the file's sample rate (first channel if several)."""
     if is_sphere(path):

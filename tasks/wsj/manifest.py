@@ -116,9 +116,11 @@ def read_prepared(folder: Path) -> dict[str, Any] | None:
     if not marker.is_file():
         return None
     try:
-        payload = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ManifestError(f"{marker}: unreadable ({err}); delete the folder and prepare again") from None
+        payload = files.read_json(marker)
+    except files.JSONFileError as err:
+        raise ManifestError(
+            f"{marker}: unreadable ({err.reason}); delete the folder and prepare again"
+        ) from None
     if payload.get("format") != FORMAT_VERSION:
         found = payload.get("format")
         raise ManifestError(f"{marker}: format {found}, expected {FORMAT_VERSION}; prepare again")

@@ -14,6 +14,7 @@ from dsd.run.settings import RunConfig
 from tasks.flickr8k import glyphnet, standin
 from tasks.flickr8k.adapter import PRUNED, Flickr8kConfig, Flickr8kTask
 from tasks.flickr8k.figures import caption_comparison
+from tasks.flickr8k.from_run import task_of_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 TINY = {"train": 100, "val": 20, "test": 30}
@@ -69,7 +70,8 @@ def test_sparse_phase_is_80_percent_sparse_except_the_embedding(study: tuple[dic
 
 def test_caption_comparison_table_and_grid(study: tuple[dict[str, Path], Path]) -> None:
     runs, results = study
-    table, grid = caption_comparison(runs, results / "figures", count=4, cache_dir=results / "cache")
+    task = task_of_run(runs["dsd"], cache_dir=results / "cache")
+    table, grid = caption_comparison(task, runs, results / "figures", count=4)
     text = table.read_text()
     assert "| image | baseline | sparse (S80%) | DSD | dense control | a reference |" in text
     rows = [line for line in text.splitlines() if line.startswith("| `digits_")]
