@@ -39,16 +39,18 @@ class Flickr8kConfig(TaskConfig):
     eval_batch_size: int = param(500, "images decoded at once (no effect on results)")
     grad_clip: float = param(5.0, "largest global gradient norm (NeuralTalk clipped each element at 5)")
     workers: int = param(0, "DataLoader workers; 0, as the features are in memory: workers add only start-up")
-    embed_size: int = param(256, "width of the image projection and the word embedding")
-    hidden_size: int = param(256, "width of the LSTM")
-    dropout: float = param(0.5, "dropout on the LSTM's inputs and outputs")
+    embed_size: int = param(256, "width of the image projection and the word embedding", bounds=(1, None))
+    hidden_size: int = param(256, "width of the LSTM", bounds=(1, None))
+    dropout: float = param(0.5, "dropout on the LSTM's inputs and outputs", bounds=(0, 1))
     rmsprop_alpha: float = param(
         0.0,
         f"RMSprop's decay of its squared-gradient average; 0: NeuralTalk's {NEURALTALK_RMSPROP_ALPHA} "
         f"(the stand-in: {STANDIN_RMSPROP_ALPHA})",
     )
-    rmsprop_eps: float = param(1e-8, "RMSprop's epsilon")
-    min_word_count: int = param(5, "vocabulary: words seen at least this often in the training captions")
+    rmsprop_eps: float = param(1e-8, "RMSprop's epsilon", bounds=(0, None))
+    min_word_count: int = param(
+        5, "vocabulary: words seen at least this often in the training captions", bounds=(1, None)
+    )
     max_caption_length: int = param(20, "words; longer training captions are cut, decoding stops here")
     beam_size: int = param(1, "test-split decoding; 1: greedy, the paper's (val is always greedy)")
     encoder: str = param(

@@ -71,22 +71,31 @@ class ImageNetConfig(TaskConfig):
         0,
         f"training / validation crop, pixels; 0: {IMAGENET_SIZE} on ImageNet, 28 on the stand-in "
         "(more where the architecture needs it)",
+        bounds=(1, None),
     )
     resize_size: int = param(
-        0, f"validation resize before the centre crop; 0: image_size / {datalib.CROP_RATIO} (256 for 224)"
+        0,
+        f"validation resize before the centre crop; 0: image_size / {datalib.CROP_RATIO} (256 for 224)",
+        bounds=(1, None),
     )
     min_crop_scale: float = param(
         0.0,
         f"RandomResizedCrop's smallest area fraction; 0: {IMAGENET_MIN_CROP} on ImageNet "
         f"(torchvision's), {STANDIN_MIN_CROP} on the stand-in",
     )
-    momentum: float = param(0.9, "SGD momentum")
+    momentum: float = param(0.9, "SGD momentum", bounds=(0, 1))
     weight_decay: float = param(
-        -1.0, f"SGD weight decay; negative: the architecture's original ({_weight_decays()})"
+        -1.0,
+        f"SGD weight decay; negative: the architecture's original ({_weight_decays()})",
+        bounds=(0, None),
     )
-    label_smoothing: float = param(0.0, "cross-entropy label smoothing; 0: off, as in the paper's era")
+    label_smoothing: float = param(
+        0.0, "cross-entropy label smoothing; 0: off, as in the paper's era", bounds=(0, 1)
+    )
     aux_loss_weight: float = param(
-        0.3, "GoogLeNet: weight of each auxiliary classifier's loss (the original 0.3); 0 drops the aux heads"
+        0.3,
+        "GoogLeNet: weight of each auxiliary classifier's loss (the original 0.3); 0 drops the aux heads",
+        bounds=(0, None),
     )
     pretrained_weights: str = param(
         "IMAGENET1K_V1",

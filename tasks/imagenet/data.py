@@ -116,11 +116,16 @@ def list_split(root: Path, split: str) -> SplitListing:
     files: list[tuple[str, int]] = []
     stats: list[tuple[int, int]] = []
     ignored = 0
+    # Every folder listed so far, the split and its class folders first: a link into one of them
+    # (back up the tree, or across to another class) would list images twice, under a wrong class.
+    seen = {os.path.realpath(split_dir), *(os.path.realpath(split_dir / name) for name in classes)}
     for label, name in enumerate(classes):
         found = 0
         walked = []
         for dirpath, dirnames, filenames in os.walk(split_dir / name, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            dirnames[:] = [
+                d for d in dirnames if not d.startswith(".") and _new_folder(Path(dirpath) / d, seen)
+            ]
             walked.append((dirpath, filenames))
         for dirpath, filenames in sorted(walked):  # ImageFolder's order
             for filename in sorted(filenames):
@@ -139,6 +144,20 @@ def list_split(root: Path, split: str) -> SplitListing:
                 f"class folder {split_dir / name} holds no image (extensions: {', '.join(IMG_EXTENSIONS)})"
             )
     return SplitListing(split, classes, files, stats, ignored)
+
+
+def _new_folder(folder: Path, seen: set[str]) -> bool:
+    """Whether ``folder`` (a link, maybe) leads somewhere not listed yet; a link back into a folder
+    already seen (``ln -s .. class/back``) is named once and not followed, or it would list the
+    same images again and again, all under one class."""
+    real = os.path.realpath(folder)
+    if real in seen:
+        print(
+            f"warning: {folder} leads back to {real}, a folder already listed: not followed", file=sys.stderr
+        )
+        return False
+    seen.add(real)
+    return True
 
 
 def list_tree(root: Path) -> dict[str, SplitListing]:
@@ -243,10 +262,15 @@ def cached_verdict(splits: dict[str, SplitListing], cache_dir: Path) -> dict[str
     one is cached; None when the tree has not been verified since it last changed."""
     key = listing_key(splits)
     cached = index_path(cache_dir, key)
-    if cached.is_file():
+    if not cached.is_file():
+        return None
+    try:
         payload = files.read_json(cached)
         if payload.get("version") == INDEX_VERSION and payload.get("key") == key:
-            return dict(payload["bad"])
+            return {str(path): str(why) for path, why in payload["bad"].items()}
+    except (ValueError, AttributeError, KeyError, TypeError) as err:  # a cache is rebuilt, never fatal
+        print(f"warning: the verify cache {cached} is unreadable ({err}); the images are verified again",
+              file=sys.stderr)  # fmt: skip
     return None
 
 

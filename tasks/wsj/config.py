@@ -64,29 +64,35 @@ class Config(TaskConfig):
     batch_size: int = param(
         0, f"utterances per batch, per process; 0: {REAL_BATCH} on real data, {STANDIN_BATCH} on the stand-in"
     )
-    hidden: int = param(0, f"fully connected / recurrent width; {_auto('hidden')}")
-    context: int = param(5, "DS1: frames of context on each side (the paper's 5: an 11-frame window)")
-    stride: int = param(0, f"DS1: keep every stride-th window; {_auto('stride')}")
-    rnn_layers: int = param(0, f"DS2: bidirectional recurrent layers; {_auto('rnn_layers')}")
+    hidden: int = param(0, f"fully connected / recurrent width; {_auto('hidden')}", bounds=(0, None))
+    context: int = param(
+        5, "DS1: frames of context on each side (the paper's 5: an 11-frame window)", bounds=(0, None)
+    )
+    stride: int = param(0, f"DS1: keep every stride-th window; {_auto('stride')}", bounds=(0, None))
+    rnn_layers: int = param(
+        0, f"DS2: bidirectional recurrent layers; {_auto('rnn_layers')}", bounds=(0, None)
+    )
     rnn: str = param(
         "rnn",
         "DS2's recurrent cell: rnn (DS2's clipped ReLU: 67.7 M parameters at 7 x 1760, the paper's) or gru",
         choices=("rnn", "gru"),
     )
-    conv_channels: int = param(0, f"DS2: channels of both conv layers; {_auto('conv_channels')}")
-    clip: float = param(20.0, "clipped ReLU ceiling")
-    dropout: float = param(0.0, "dropout on the fully connected layers (DS1 used 5-10 %)")
+    conv_channels: int = param(
+        0, f"DS2: channels of both conv layers; {_auto('conv_channels')}", bounds=(0, None)
+    )
+    clip: float = param(20.0, "clipped ReLU ceiling", bounds=(0, None))
+    dropout: float = param(0.0, "dropout on the fully connected layers (DS1 used 5-10 %)", bounds=(0, 1))
     optimizer: str = param(
         "",
         "nesterov (SGD, the paper's) or adam; empty: nesterov on real data, adam on the stand-in",
         choices=OPTIMIZERS,
     )
-    momentum: float = param(0.99, "Nesterov SGD's momentum (the paper's 0.99)")
-    weight_decay: float = param(0.0, "weight decay")
+    momentum: float = param(0.99, "Nesterov SGD's momentum (the paper's 0.99)", bounds=(0, 1))
+    weight_decay: float = param(0.0, "weight decay", bounds=(0, None))
     grad_clip: float = param(400.0, "largest global gradient norm (deepspeech.pytorch's); 0: no clipping")
-    standin_train: int = param(3000, "stand-in utterances spoken by the training voices")
-    standin_test: int = param(400, "stand-in utterances spoken by the held-out test voices")
-    standin_vocabulary: int = param(100, "words the stand-in's sentences are drawn from")
+    standin_train: int = param(3000, "stand-in utterances spoken by the training voices", bounds=(0, None))
+    standin_test: int = param(400, "stand-in utterances spoken by the held-out test voices", bounds=(0, None))
+    standin_vocabulary: int = param(100, "words the stand-in's sentences are drawn from", bounds=(1, None))
     prepared_dir: str = param(
         "",
         "where a raw --data is prepared (manifests, WSJ's converted WAVs); empty: the cache folder",

@@ -43,6 +43,23 @@ def test_a_bad_value_is_refused_before_anything_is_built(
     assert written(place) == []  # no stand-in, no run folder
 
 
+@pytest.mark.parametrize(
+    ("flags", "culprit"),
+    [
+        (["--label-smoothing", "5"], "--label-smoothing 5.0 is out of range: from 0 to 1"),
+        (["--momentum", "-1"], "--momentum -1.0 is out of range: from 0 to 1"),
+        (["--weight-decay", "inf"], "--weight-decay inf is not a finite number"),
+    ],
+)
+def test_an_imagenet_value_is_refused_by_plan_as_by_run(
+    place: Path, capsys, flags: list[str], culprit: str
+) -> None:
+    for command in ("plan", "run"):
+        code, err = suite(capsys, command, "imagenet", *flags)
+        assert code == 2 and culprit in err, err
+    assert written(place) == []
+
+
 @pytest.mark.skipif(
     __import__("torch").cuda.is_available(), reason="this machine has a GPU, so --device cuda is valid"
 )

@@ -183,3 +183,23 @@ def test_top1_top5_errors_from_per_sample_records(tree: Path, tmp_path: Path) ->
     metrics = task.compute_metrics("val", records)
     assert metrics == {"top1_err": pytest.approx(80.0), "top5_err": pytest.approx(40.0)}
     assert set(metrics) == set(task.metrics)
+
+
+def test_a_link_back_up_the_tree_is_named_and_not_followed(tree: Path, tmp_path: Path, capsys) -> None:
+    """``ln -s .. train/n01/back`` used to be followed some 40 levels deep (issue 20): 18 training
+    images became hundreds, all of one class."""
+    (tree / "train" / "n01440764" / "back").symlink_to("..")
+    listing = datalib.list_tree(tree)
+    assert len(listing["train"].files) == 18 and len(listing["val"].files) == 9
+    assert f"{tree / 'train' / 'n01440764' / 'back'} leads back to" in capsys.readouterr().err
+
+
+def test_a_damaged_verify_cache_is_rebuilt_not_fatal(tree: Path, tmp_path: Path, capsys) -> None:
+    cache = tmp_path / "cache"
+    datalib.load_index(tree, cache)
+    (cached,) = (cache / "imagenet-index").glob("*.json")
+    for damage in ("{torn", "[1, 2]", '{"version": 1, "key": 3}'):
+        cached.write_text(damage)
+        assert datalib.load_index(tree, cache).bad == {}  # verified again
+        assert datalib.cached_verdict(datalib.list_tree(tree), cache) == {}  # and cached anew
+    assert "the images are verified again" in capsys.readouterr().err
