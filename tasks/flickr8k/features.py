@@ -19,9 +19,11 @@ renamed into place: a crash leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -82,24 +84,19 @@ def encoder_version(encoder: str) -> int:
 
 
 def load_or_compute(
-    cache_dir: Path,
-    encoder: str,
-    images: Path | ImageStore,
-    names: Sequence[str],
-    skip_bad: bool = False,
-    workers: int = 0,
-    device: torch.device | None = None,
+    cache_dir: Path, encoder: str, images: Path | ImageStore, names: Sequence[str], **options: Any
 ) -> FeatureTable:
     """The cached features of ``names`` in ``images`` (a folder or an ``ImageStore``), computed
-    first when missing."""
+    first when missing or unreadable (a cache is rebuilt, never fatal). ``options``: ``compute``'s
+    ``skip_bad``, ``workers`` and ``device``."""
+    skip_bad = options.get("skip_bad", False)
     if encoder not in ENCODERS:
         raise ConfigError(f"--encoder {encoder!r} is not one of: {', '.join(ENCODERS)}")
     store = as_store(images)
     path = cache_path(cache_dir, encoder, store, names)
-    if path.is_file():
-        table = read_table(path)
-    else:
-        table = compute(encoder, cache_dir, store, sorted(names), skip_bad, workers, device)
+    table = _cached_table(path)
+    if table is None:
+        table = compute(encoder, cache_dir, store, sorted(names), **options)
         atomic_torch_save(
             {
                 "version": CACHE_VERSION,
@@ -117,6 +114,19 @@ def load_or_compute(
             f"(recorded in {path}); replace them, or pass --skip-bad-data to skip them"
         )
     return table
+
+
+def _cached_table(path: Path) -> FeatureTable | None:
+    """The feature table cached at ``path``; None when there is none, or (with a warning) when it
+    cannot be read: it is then computed again."""
+    if not path.is_file():
+        return None
+    try:
+        return read_table(path)
+    except (UserError, KeyError, TypeError) as err:
+        print(f"warning: the feature cache {path} is unreadable ({err}); the features are computed again",
+              file=sys.stderr)  # fmt: skip
+        return None
 
 
 def read_table(path: Path) -> FeatureTable:

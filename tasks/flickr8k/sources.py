@@ -74,7 +74,12 @@ class CaptionSource(DataSource):
         cfg, corp, names = self.config, self.corpus, self._image_names()
         store = corp.store()
         table = features.load_or_compute(
-            self.cache_dir, self.encoder, store, names, cfg.skip_bad_data, workers=max(0, cfg.workers)
+            self.cache_dir,
+            self.encoder,
+            store,
+            names,
+            skip_bad=cfg.skip_bad_data,
+            workers=max(0, cfg.workers),
         )
         if table.failed:  # only reached with skip_bad_data: drop the undecodable images
             failed = set(table.failed)

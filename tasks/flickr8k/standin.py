@@ -15,6 +15,7 @@ Written in Flickr-8K's own files (``Flickr8k_text/Flickr8k.token.txt`` with the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,52 +180,39 @@ def _where(g: Glyph) -> str:
     return "in the middle" if centre < 2 * WIDTH / 3 else "on the right"
 
 
+#: Each layout's phrasings: ``{a}`` is a fresh random wording of digit a (``a small red three``),
+#: ``{a.where}`` where it sits, ``{a.name}`` its bare name.
+TEMPLATES = {
+    "one": ("{a}", "{a} {a.where}", "a single digit: {a}", "there is {a} {a.where}",
+            "{a} on a white background", "the number {a.name} {a.where}"),
+    "pair_h": ("{a} to the left of {b}", "{b} to the right of {a}", "two digits: {a} and {b}",
+               "{a} next to {b}", "{a} and {b} side by side",
+               "there are two digits, {a} on the left and {b} on the right"),
+    "pair_v": ("{a} above {b}", "{b} below {a}", "{a} on top of {b}", "two digits: {a} over {b}",
+               "{a} and {b} stacked vertically"),
+    "triple": ("three digits: {a}, {b} and {c}", "{a}, {b} and {c} in a row",
+            "a row of three digits: {a.name}, {b.name}, {c.name}", "{a} to the left of {b} and {c}",
+            "three digits with {b} in the middle", "{c} on the right of {a} and {b}"),
+}  # fmt: skip
+FIELD = re.compile(r"\{([abc])(?:\.(where|name))?\}")
+
+
 def captions(
     layout: str, glyphs: list[Glyph], rng: np.random.Generator, count: int = CAPTIONS_PER_PICTURE
 ) -> list[str]:
-    """``count`` captions in different phrasings, written like Flickr-8K's (capital, `` .``)."""
-    p = lambda g: _phrase(g, rng)  # noqa: E731  (a fresh random wording on every use)
-    if layout == "one":
-        (a,) = glyphs
-        templates = [
-            lambda: p(a),
-            lambda: f"{p(a)} {_where(a)}",
-            lambda: f"a single digit: {p(a)}",
-            lambda: f"there is {p(a)} {_where(a)}",
-            lambda: f"{p(a)} on a white background",
-            lambda: f"the number {NAMES[a.digit]} {_where(a)}",
-        ]
-    elif layout == "pair_h":
-        a, b = glyphs
-        templates = [
-            lambda: f"{p(a)} to the left of {p(b)}",
-            lambda: f"{p(b)} to the right of {p(a)}",
-            lambda: f"two digits: {p(a)} and {p(b)}",
-            lambda: f"{p(a)} next to {p(b)}",
-            lambda: f"{p(a)} and {p(b)} side by side",
-            lambda: f"there are two digits, {p(a)} on the left and {p(b)} on the right",
-        ]
-    elif layout == "pair_v":
-        a, b = glyphs
-        templates = [
-            lambda: f"{p(a)} above {p(b)}",
-            lambda: f"{p(b)} below {p(a)}",
-            lambda: f"{p(a)} on top of {p(b)}",
-            lambda: f"two digits: {p(a)} over {p(b)}",
-            lambda: f"{p(a)} and {p(b)} stacked vertically",
-        ]
-    else:
-        a, b, c = glyphs
-        templates = [
-            lambda: f"three digits: {p(a)}, {p(b)} and {p(c)}",
-            lambda: f"{p(a)}, {p(b)} and {p(c)} in a row",
-            lambda: f"a row of three digits: {NAMES[a.digit]}, {NAMES[b.digit]}, {NAMES[c.digit]}",
-            lambda: f"{p(a)} to the left of {p(b)} and {p(c)}",
-            lambda: f"three digits with {p(b)} in the middle",
-            lambda: f"{p(c)} on the right of {p(a)} and {p(b)}",
-        ]
+    """``count`` captions in different phrasings, written like Flickr-8K's (capital, `` .``).
+    Fields are filled left to right, each ``{a}`` with a fresh random wording."""
+    templates = TEMPLATES[layout]
+    named = dict(zip("abc", glyphs, strict=False))
+
+    def fill(field: re.Match) -> str:
+        glyph, part = named[field.group(1)], field.group(2)
+        if part == "where":
+            return _where(glyph)
+        return NAMES[glyph.digit] if part == "name" else _phrase(glyph, rng)
+
     chosen = rng.permutation(len(templates))[:count]
-    return [_as_flickr(templates[i]()) for i in chosen]
+    return [_as_flickr(FIELD.sub(fill, templates[i])) for i in chosen]
 
 
 def _as_flickr(text: str) -> str:
