@@ -92,7 +92,7 @@ class Config(TaskConfig):
     grad_clip: float = param(400.0, "largest global gradient norm (deepspeech.pytorch's); 0: no clipping")
     standin_train: int = param(3000, "stand-in utterances spoken by the training voices", bounds=(0, None))
     standin_test: int = param(400, "stand-in utterances spoken by the held-out test voices", bounds=(0, None))
-    standin_vocabulary: int = param(100, "words the stand-in's sentences are drawn from", bounds=(1, None))
+    standin_vocabulary: int = param(100, "words the stand-in's sentences are drawn from")
     prepared_dir: str = param(
         "",
         "where a raw --data is prepared (manifests, WSJ's converted WAVs); empty: the cache folder",
