@@ -219,3 +219,14 @@ def fresh_value(optimizer: torch.optim.Optimizer, param: torch.Tensor, key: str)
         return 0.0
     group = next(g for g in holder.param_groups if any(p is param for p in g["params"]))
     return rule(group)
+
+
+def reset_every_state(optimizer: torch.optim.Optimizer) -> None:
+    """Every per-entry state tensor of every parameter ``optimizer`` updates, back to its fresh
+    value: AC/DC's momentum reset at each decompression, for any optimizer (momentum, Adam's
+    moments, Adagrad's sum to its initial value). Per-tensor counters (Adam's ``step``) are kept,
+    as they are for the entries a re-dense restores."""
+    for group in state_holder(optimizer).param_groups:
+        for param in group["params"]:
+            for key, state in entry_states(optimizer, param):
+                state.fill_(fresh_value(optimizer, param, key))
