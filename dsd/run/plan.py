@@ -236,12 +236,15 @@ def _run_lines(planned: PlanLine, plan: StudyPlan) -> list[str]:
         steps = planned.steps[i] if planned.steps is not None else None
         length = f"{phase.length:g} {schedule.unit if phase.length != 1 else schedule.unit[:-1]}"
         shown = f"{steps:,} steps" if steps is not None else "? steps"
-        lr = f"lr {phase.lr:g}"
+        lr = (
+            f"lr {phase.lr:g}" if not phase.span else f"lr {schedule.lr(i, 0.0):.3g}"
+        )  # a piece: where it starts
         if steps is not None and per_unit and schedule.decay.rule != "none":
             lr += f" -> {schedule.lr(i, (steps - 1) / per_unit):.3g} ({schedule.decay})"
         sparsity = f"{phase.sparsity:.0%} of the pruned tensors at zero" if phase.is_sparse else "dense"
         index = planned.run.first_phase + i
-        lines.append(f"          phase {index} {phase.label:<6} {length:<14} {shown:<14} {lr:<34} {sparsity}")
+        label = ("+" if phase.joined else "") + phase.label  # +: continues the phase before, same mask
+        lines.append(f"          phase {index} {label:<6} {length:<14} {shown:<14} {lr:<34} {sparsity}")
     return lines
 
 
