@@ -213,7 +213,7 @@ class DSD:
                     fresh = fresh_weights(owner, param_name, generator).to(t.param.device, t.param.dtype)
                     t.param.copy_(torch.where(pruned, fresh, t.param))
             if reset_state == "all":
-                optim_state.reset_every_state(self.optimizer)
+                optim_state.reset_every_state(self._state_holders)
         self._release()
         self.sparsity = 0.0
         event = {"event": "redense"} | ({"restart": restart} if restart != "zero" else {})

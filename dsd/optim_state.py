@@ -221,12 +221,12 @@ def fresh_value(optimizer: torch.optim.Optimizer, param: torch.Tensor, key: str)
     return rule(group)
 
 
-def reset_every_state(optimizer: torch.optim.Optimizer) -> None:
-    """Every per-entry state tensor of every parameter ``optimizer`` updates, back to its fresh
-    value: AC/DC's momentum reset at each decompression, for any optimizer (momentum, Adam's
-    moments, Adagrad's sum to its initial value). Per-tensor counters (Adam's ``step``) are kept,
-    as they are for the entries a re-dense restores."""
-    for group in state_holder(optimizer).param_groups:
-        for param in group["params"]:
-            for key, state in entry_states(optimizer, param):
-                state.fill_(fresh_value(optimizer, param, key))
+def reset_every_state(holders: Sequence[torch.optim.Optimizer]) -> None:
+    """Every per-entry state tensor of every parameter the optimizers of ``holders`` update (the
+    engine's state holders), back to its fresh value: AC/DC's momentum reset at each decompression,
+    for any optimizer (momentum, Adam's moments, Adagrad's sum to its initial value). Per-tensor
+    counters (Adam's ``step``) are kept, as they are for the entries a re-dense restores."""
+    params = {id(p): p for holder in holders for group in holder.param_groups for p in group["params"]}
+    for param in params.values():
+        for holder, key, state in entry_states(holders, param):
+            state.fill_(fresh_value(holder, param, key))
