@@ -35,7 +35,8 @@ endif
 # The paper's studies, one target each: <task>-<arch> runs `run <task> --arch <arch>`, but for
 # the two whose flags differ (STUDY_<target>, below).
 TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
-	imagenet-alexnet imagenet-squeezenet flickr8k-captioning wsj-deepspeech wsj-deepspeech2
+	imagenet-alexnet imagenet-squeezenet imagenet-vit_b_16 imagenet-convnext_tiny \
+	flickr8k-captioning wsj-deepspeech wsj-deepspeech2
 .PHONY: help install test lint bench demo tables figures report standin-study sweep-imagenet-resnet18 \
 	ablations-imagenet-resnet18 rivals-imagenet-resnet18 $(TASK_TARGETS)
 
