@@ -83,6 +83,7 @@ class StudyPlan:
     batches_per_epoch: int | None
     parameters: int | None
     pruned: list[str] | None  # what the engine prunes and leaves dense, in a few lines
+    setup: list[str] = field(default_factory=list)  # departures from the paper's setup (reduced models)
     runs: list[PlanLine] = field(default_factory=list)
 
     def steps(self, key: str) -> int | None:
@@ -108,6 +109,7 @@ def plan_study(adapter: TaskAdapter, run: RunConfig, checked: Preflight) -> Stud
         batches_per_epoch=per_epoch,
         parameters=None if model is None else sum(p.numel() for p in model.parameters()),
         pruned=None if model is None else _pruned(adapter, model, recipe),
+        setup=adapter.setup_notes(),
     )
     digest = data.fingerprint.digest if data.fingerprint is not None else None
     study = Study.build(adapter, run, [recipe], digest, start_identity(adapter, run.start))
@@ -182,6 +184,8 @@ def render(plan: StudyPlan) -> str:
         lines.append(
             f"model     {plan.model_name}: {plan.parameters:,} parameters ({plan.parameters / 1e6:.1f} M)"
         )
+    if plan.setup:
+        lines.append(f"setup     {'; '.join(plan.setup)} (named in every table row)")
     if plan.pruned:
         lines += ["pruned    " + plan.pruned[0], *("          " + line for line in plan.pruned[1:])]
     per_step = plan.batch_size * plan.world_size
