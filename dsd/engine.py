@@ -38,9 +38,6 @@ __all__ = ["DSD", "MaskLapsedError", "SparsityReport", "TensorSparsity"]
 STATE_VERSION = engine_state.STATE_VERSION
 CRITERIA = ("magnitude", "random")
 RESTARTS = ("zero", "reinit")
-#: Whose optimizer state ``redense()`` restarts: the restored entries' (DSD), or every entry of
-#: every parameter the optimizer updates (AC/DC's momentum reset; the ``dsd-reset-state`` ablation).
-RESET_STATES = ("restored", "all")
 
 
 class MaskLapsedError(UserError, RuntimeError):
@@ -189,14 +186,13 @@ class DSD:
         """End the sparse phase: drop the masks; the pruned weights (exactly 0) learn again, their
         optimizer state restarted from the optimizer's fresh values. ``restart="reinit"``: they
         restart from a new draw of their layer's initialisation (from ``generator``) instead.
-        ``reset_state="all"``: every entry's state restarts fresh, kept weights, biases and norms too
-        (AC/DC's momentum reset; see ``optim_state.reset_every_state``)."""
+        ``reset_state="all"``: every entry's state restarts (AC/DC; ``optim_state.reset_every_state``)."""
         if self._masks is None:
             raise PhaseError(resume_check.redense_while_dense(self.history))
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
-        if reset_state not in RESET_STATES:
-            raise ValueError(f"reset_state must be one of {RESET_STATES}, got {reset_state!r}")
+        if reset_state not in optim_state.RESET_STATES:
+            raise ValueError(f"reset_state must be one of {optim_state.RESET_STATES}, got {reset_state!r}")
         if restart == "reinit" and generator is None:
             raise ValueError("restart='reinit' needs a generator= (the draw is the same on every rank)")
         self.agreement.check(len(self.history) + 1, "redense()")

@@ -221,6 +221,11 @@ def fresh_value(optimizer: torch.optim.Optimizer, param: torch.Tensor, key: str)
     return rule(group)
 
 
+#: Whose optimizer state ``DSD.redense()`` restarts: the restored entries' (DSD's), or every entry
+#: of every parameter the optimizer updates (AC/DC's momentum reset; the ``dsd-reset-state`` ablation).
+RESET_STATES = ("restored", "all")
+
+
 def reset_every_state(holders: Sequence[torch.optim.Optimizer]) -> None:
     """Every per-entry state tensor of every parameter the optimizers of ``holders`` update (the
     engine's state holders), back to its fresh value: AC/DC's momentum reset at each decompression,
