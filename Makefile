@@ -35,9 +35,10 @@ endif
 # The paper's studies, one target each: <task>-<arch> runs `run <task> --arch <arch>`, but for
 # the two whose flags differ (STUDY_<target>, below).
 TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
-	imagenet-alexnet imagenet-squeezenet flickr8k-captioning wsj-deepspeech wsj-deepspeech2
+	imagenet-alexnet imagenet-squeezenet imagenet-vit_b_16 imagenet-convnext_tiny \
+	flickr8k-captioning wsj-deepspeech wsj-deepspeech2
 .PHONY: help install test lint bench demo tables figures report standin-study sweep-imagenet-resnet18 \
-	ablations-imagenet-resnet18 $(TASK_TARGETS)
+	ablations-imagenet-resnet18 rivals-imagenet-resnet18 $(TASK_TARGETS)
 
 help:
 	@echo "make demo      install, build the stand-in data, run every task's study, print the tables"
@@ -47,7 +48,7 @@ help:
 	@echo "make tables    regenerate results/tables/ from results/runs/"
 	@echo "make report    tables, figures, then one self-contained page: results/report.html"
 	@echo "make standin-study   every task's study on its stand-in, seeds 0,1,2, then the tables"
-	@echo "make sweep-imagenet-resnet18 | ablations-imagenet-resnet18   beyond the paper"
+	@echo "make sweep-imagenet-resnet18 | ablations-imagenet-resnet18 | rivals-imagenet-resnet18   beyond the paper"
 	@echo "make <study>   a study (baseline, DSD, dense control), <study> one of:"
 	@echo "$(TASK_TARGETS)" | fmt -w 86 | sed 's/^/   /'
 	@echo "   each on IMAGENET_DIR / FLICKR8K_DIR / WSJ_DIR or LIBRISPEECH_DIR when set, else on the"
@@ -108,9 +109,16 @@ SPARSITIES ?= 0.1,0.3,0.5,0.7
 sweep-imagenet-resnet18: $(STAMP)
 	$(RUN) sweep imagenet --arch resnet18 --sparsities $(SPARSITIES) --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
 
-# DSD beside its ablations (a random mask; re-initialised instead of zero at re-dense) and the control.
+# DSD beside its ablations (a random mask; re-initialised instead of zero at re-dense; the whole
+# optimizer state reset at re-dense) and the control.
 ablations-imagenet-resnet18: $(STAMP)
 	$(RUN) run imagenet --arch resnet18 --method all-ablations --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
+
+# DSD beside AC/DC (alternating sparse and dense phases, as long, from the same baseline) and the
+# control, over two seeds; --acdc in ARGS sets AC/DC's phases (dsd-suite run imagenet --help).
+rivals-imagenet-resnet18: SEEDS := 0,1
+rivals-imagenet-resnet18: $(STAMP)
+	$(RUN) run imagenet --arch resnet18 --method rivals --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
 
 # ---------------------------------------------------------------- the demo
 # Every task on its stand-in, at a lighter scale than the per-task targets so that the whole

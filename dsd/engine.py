@@ -180,14 +180,19 @@ class DSD:
         self.history.append(event | ({"criterion": criterion} if criterion != "magnitude" else {}))
         return self.sparsity_report()
 
-    def redense(self, restart: str = "zero", generator: torch.Generator | None = None) -> None:
+    def redense(
+        self, restart: str = "zero", generator: torch.Generator | None = None, reset_state: str = "restored"
+    ) -> None:
         """End the sparse phase: drop the masks; the pruned weights (exactly 0) learn again, their
         optimizer state restarted from the optimizer's fresh values. ``restart="reinit"``: they
-        restart from a new draw of their layer's initialisation (from ``generator``) instead."""
+        restart from a new draw of their layer's initialisation (from ``generator``) instead.
+        ``reset_state="all"``: every entry's state restarts (AC/DC; ``optim_state.reset_every_state``)."""
         if self._masks is None:
             raise PhaseError(resume_check.redense_while_dense(self.history))
         if restart not in RESTARTS:
             raise ValueError(f"restart must be one of {RESTARTS}, got {restart!r}")
+        if reset_state not in optim_state.RESET_STATES:
+            raise ValueError(f"reset_state must be one of {optim_state.RESET_STATES}, got {reset_state!r}")
         if restart == "reinit" and generator is None:
             raise ValueError("restart='reinit' needs a generator= (the draw is the same on every rank)")
         self.agreement.check(len(self.history) + 1, "redense()")
@@ -203,9 +208,12 @@ class DSD:
                     owner = selection.unwrap_model(self.model).get_submodule(module_name)
                     fresh = fresh_weights(owner, param_name, generator).to(t.param.device, t.param.dtype)
                     t.param.copy_(torch.where(pruned, fresh, t.param))
+            if reset_state == "all":
+                optim_state.reset_every_state(self._state_holders)
         self._release()
         self.sparsity = 0.0
-        self.history.append({"event": "redense"} | ({"restart": restart} if restart != "zero" else {}))
+        event = {"event": "redense"} | ({"restart": restart} if restart != "zero" else {})
+        self.history.append(event | ({"reset_state": reset_state} if reset_state != "restored" else {}))
 
     # ----------------------------------------------------------------- holding the mask
     def _hold(self, masks: list[torch.Tensor]) -> None:

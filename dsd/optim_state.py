@@ -219,3 +219,19 @@ def fresh_value(optimizer: torch.optim.Optimizer, param: torch.Tensor, key: str)
         return 0.0
     group = next(g for g in holder.param_groups if any(p is param for p in g["params"]))
     return rule(group)
+
+
+#: Whose optimizer state ``DSD.redense()`` restarts: the restored entries' (DSD's), or every entry
+#: of every parameter the optimizer updates (AC/DC's momentum reset; the ``dsd-reset-state`` ablation).
+RESET_STATES = ("restored", "all")
+
+
+def reset_every_state(holders: Sequence[torch.optim.Optimizer]) -> None:
+    """Every per-entry state tensor of every parameter the optimizers of ``holders`` update (the
+    engine's state holders), back to its fresh value: AC/DC's momentum reset at each decompression,
+    for any optimizer (momentum, Adam's moments, Adagrad's sum to its initial value). Per-tensor
+    counters (Adam's ``step``) are kept, as they are for the entries a re-dense restores."""
+    params = {id(p): p for holder in holders for group in holder.param_groups for p in group["params"]}
+    for param in params.values():
+        for holder, key, state in entry_states(holders, param):
+            state.fill_(fresh_value(holder, param, key))

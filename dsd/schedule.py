@@ -14,6 +14,13 @@ Text form (what a command line takes), phases separated by spaces or commas::
 
 Decay rules: ``none`` (constant), ``step:N:G`` (times G every N epochs/steps), ``exp:G`` (times G
 per epoch/step), ``cosine`` (to zero at the phase end).
+
+A phase can also be a *piece* of a longer phase's learning-rate curve, so that a method with
+other phase boundaries (AC/DC's alternation, ``dsd.acdc``) trains at exactly the rates DSD and
+the control train at the same moment: ``S30%:5@0.01~10/45`` is sparse for 5 epochs, 10 epochs
+into a 45-epoch phase that started at 0.01 (its decay runs as in that phase). A leading ``+``
+marks a piece that continues the previous phase where a longer phase's boundary cut it: same
+kind, same mask, nothing pruned or restored at its start (``+S30%:2@0.001~0/45``).
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from dsd.masks import check_sparsity
 
 UNITS = ("epochs", "steps")
 
+_NUMBER = r"[0-9.]+(?:e[-+]?[0-9]+)?"
 _PHASE = re.compile(
-    r"^(?P<kind>[DS])(?P<sparsity>[0-9.]+%?)?:(?P<length>[0-9.]+(?:e[-+]?[0-9]+)?)"
-    r"(?P<unit>ep|epochs|st|steps)?@(?P<lr>[0-9.]+(?:e[-+]?[0-9]+)?)$",
+    rf"^(?P<joined>\+)?(?P<kind>[DS])(?P<sparsity>[0-9.]+%?)?:(?P<length>{_NUMBER})"
+    rf"(?P<unit>ep|epochs|st|steps)?@(?P<lr>{_NUMBER})(?:~(?P<offset>{_NUMBER})/(?P<span>{_NUMBER}))?$",
     re.IGNORECASE,
 )
 
@@ -120,12 +128,19 @@ class Decay:
 
 @dataclass(frozen=True)
 class Phase:
-    """One phase: dense, or sparse at ``sparsity``; ``length`` in the schedule's unit."""
+    """One phase: dense, or sparse at ``sparsity``; ``length`` in the schedule's unit.
+
+    A piece of a longer phase's learning-rate curve (see the module docstring) has ``span``, that
+    phase's length, and ``offset``, where in it the piece starts; ``joined`` continues the
+    previous phase (the same mask, nothing pruned or restored at its start)."""
 
     kind: str
     length: float
     lr: float
     sparsity: float = 0.0
+    offset: float = 0.0
+    span: float = 0.0  # 0: the phase is its own learning-rate curve
+    joined: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("dense", "sparse"):
@@ -139,6 +154,13 @@ class Phase:
                 raise ValueError("a sparse phase needs a sparsity above 0")
         elif self.sparsity != 0.0:
             raise ValueError("a dense phase has sparsity 0")
+        if self.span and not (self.offset >= 0 and self.offset + self.length <= self.span * (1 + 1e-9)):
+            raise ValueError(
+                f"a piece of {_number(self.length)} starting {_number(self.offset)} into a phase of "
+                f"{_number(self.span)} ends past that phase"
+            )
+        if not self.span and self.offset:
+            raise ValueError("an offset needs the span of the phase it is a piece of (~offset/span)")
 
     @property
     def is_sparse(self) -> bool:
@@ -149,9 +171,16 @@ class Phase:
         """Short name for tables: ``D`` or ``S30%``."""
         return f"S{_sparsity_text(self.sparsity)}" if self.is_sparse else "D"
 
+    @property
+    def curve(self) -> tuple[float, float]:
+        """(progress at its start, length) of the learning-rate curve this phase runs on."""
+        return (self.offset, self.span) if self.span else (0.0, self.length)
+
     def text(self, unit: str) -> str:
         suffix = "steps" if unit == "steps" else ""
-        return f"{self.label}:{_number(self.length)}{suffix}@{_number(self.lr)}"
+        piece = f"~{_number(self.offset)}/{_number(self.span)}" if self.span else ""
+        joined = "+" if self.joined else ""
+        return f"{joined}{self.label}:{_number(self.length)}{suffix}@{_number(self.lr)}{piece}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +197,12 @@ class Schedule:
         if self.unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}, got {self.unit!r}")
         object.__setattr__(self, "phases", tuple(self.phases))
+        for before, phase in zip((None, *self.phases), self.phases, strict=False):
+            if phase.joined and (before is None or before.label != phase.label):
+                raise ValueError(
+                    f"phase {phase.text(self.unit)!r} continues the previous phase ('+'), so it needs one "
+                    "of the same kind and sparsity before it"
+                )
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
@@ -197,7 +232,19 @@ class Schedule:
                 sparsity = 0.0
                 if sparsity_text:
                     sparsity = _read_sparsity(sparsity_text)
-                phases.append(Phase(kind, float(match["length"]), float(match["lr"]), sparsity))
+                piece = (
+                    {"offset": float(match["offset"]), "span": float(match["span"])} if match["span"] else {}
+                )
+                phases.append(
+                    Phase(
+                        kind,
+                        float(match["length"]),
+                        float(match["lr"]),
+                        sparsity,
+                        joined=bool(match["joined"]),
+                        **piece,
+                    )
+                )
             except ValueError as err:
                 raise ValueError(f"phase {token!r}: {err}") from None
         if len(units) > 1:
@@ -213,13 +260,21 @@ class Schedule:
     # ----------------------------------------------------------------- derived schedules
     def dense_control(self) -> Schedule:
         """The equal-length dense control: same lengths and learning rates, nothing pruned."""
-        return replace(self, phases=tuple(Phase("dense", p.length, p.lr) for p in self.phases))
+        return replace(self, phases=tuple(replace(p, kind="dense", sparsity=0.0) for p in self.phases))
 
     def scaled(self, factor: float) -> Schedule:
         """Every length (and step-decay period) times ``factor``: for stand-ins and smoke runs."""
         if not factor > 0:
             raise ValueError(f"scale factor must be positive, got {factor!r}")
-        phases = tuple(replace(p, length=_product(p.length, factor)) for p in self.phases)
+        phases = tuple(
+            replace(
+                p,
+                length=_product(p.length, factor),
+                offset=_product(p.offset, factor),
+                span=_product(p.span, factor),
+            )
+            for p in self.phases
+        )
         return replace(self, phases=phases, decay=self.decay.scaled(factor))
 
     def head(self) -> Schedule:
@@ -243,7 +298,8 @@ class Schedule:
     def lr(self, phase_index: int, progress: float) -> float:
         """Learning rate ``progress`` units into phase ``phase_index``."""
         phase = self.phases[phase_index]
-        return phase.lr * self.decay.factor(progress, phase.length)
+        start, length = phase.curve
+        return phase.lr * self.decay.factor(start + progress, length)
 
 
 #: The paper's recipes (dsd-paper.md, "Per-model recipes"), phases only. Which LR decay runs

@@ -19,6 +19,8 @@ STUDY_COMMANDS = {
     "imagenet-googlenet": "run imagenet --arch googlenet",
     "imagenet-alexnet": "run imagenet --arch alexnet",
     "imagenet-squeezenet": "run imagenet --arch squeezenet1_0",
+    "imagenet-vit_b_16": "run imagenet --arch vit_b_16",
+    "imagenet-convnext_tiny": "run imagenet --arch convnext_tiny",
     "flickr8k-captioning": "run flickr8k",
     "wsj-deepspeech": "run wsj --arch deepspeech",
     "wsj-deepspeech2": "run wsj --arch deepspeech2",

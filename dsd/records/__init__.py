@@ -30,6 +30,7 @@ from dsd.records.methods import (
     METHOD_SETS,
     METHOD_TABLE,
     METHODS,
+    RIVALS,
     STUDY_METHODS,
     Method,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "METRICS_FILE",
     "RECORD_FILES",
     "RESULT_FILE",
+    "RIVALS",
     "STUDY_METHODS",
     "EvalLine",
     "Method",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dsd.files import atomic_write_bytes
 
-CURVES, HISTOGRAMS, SWEEP, TASK = "curves", "histograms", "sweep", "task"
+CURVES, HISTOGRAMS, SWEEP, TASK, FOREST = "curves", "histograms", "sweep", "task", "forest"
 KEYWORD = b"dsd-figure"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -30,7 +30,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class FigureEntry:
     """What one figure shows."""
 
-    kind: str  # CURVES, HISTOGRAMS, SWEEP or TASK
+    kind: str  # CURVES, HISTOGRAMS, SWEEP, TASK or FOREST (every study's gains, atop the page)
     caption: str
     study: str = ""  # the study's key (curves, histograms, a task's figure of one study)
     sweep: str = ""  # the sweep's key (SWEEP)

@@ -160,6 +160,11 @@ class RunResult(RunRecord):
         """File name of the weights the run ended with (its last phase's)."""
         return self.phases[-1].weights if self.phases else RunFolder.phase_weights_name(0)
 
+    def last_phase(self, kind: str) -> PhaseResult | None:
+        """The last ``dense`` or ``sparse`` phase the run finished (None if it had none): AC/DC's
+        two readings are its last sparse phase (where it ends) and its last dense one."""
+        return next((p for p in reversed(self.phases) if p.kind == kind), None)
+
 
 _PHASE_KEYS = [f.name for f in dataclasses.fields(PhaseResult)]
 

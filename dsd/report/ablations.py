@@ -3,7 +3,9 @@
 Each ablation changes one ingredient and keeps the baseline, the phases, their lengths and their
 learning rates: ``dsd-random-mask`` prunes a random set of the same size instead of the smallest
 weights, ``dsd-reinit`` re-initialises the pruned weights at re-dense instead of restarting them
-from zero, and the dense control never prunes (what longer training at lower rates alone gives).
+from zero, ``dsd-reset-state`` restarts the whole optimizer state at re-dense (as AC/DC does)
+instead of only the restored entries', and the dense control never prunes (what longer training
+at lower rates alone gives).
 The table pairs DSD with each by seed; a verdict speaks only where the interval excludes zero.
 """
 
@@ -14,10 +16,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from dsd.records import ABLATIONS
-from dsd.report.cells import ROLE_LABELS, comparison_label, metric_label, verdict_names
+from dsd.report.cells import ROLE_LABELS, gain_rows, metric_label
 from dsd.report.paper import report_split
 from dsd.report.render import Table
-from dsd.report.stats import paired_gain, rows_where, stat_where
+from dsd.report.stats import rows_where, stat_where
 from dsd.report.studies import Study
 
 #: What DSD is compared with in the ablation table, in order.
@@ -40,21 +42,7 @@ def ablation_table(study: Study, paper: pd.DataFrame) -> Table:
         for method in ("dsd", *AGAINST)
         if study.of(method)
     ]
-    for other in AGAINST:
-        if not study.of(other):
-            continue
-        gains = [
-            paired_gain(
-                rows_where(values, metric=m), "role", "dsd", other, specs[m]["higher_is_better"],
-                verdict_names("dsd", other),
-            )
-            for m in metrics
-        ]  # fmt: skip
-        name = comparison_label("dsd", other)
-        rows += [
-            [f"{name} (gain)", *(g.text() for g in gains)],
-            [f"{name} (verdict)", *(g.verdict() for g in gains)],
-        ]
+    rows += gain_rows(values, [("dsd", other) for other in AGAINST if study.of(other)], metrics, specs)
     caption = (
         f"Split: {split}. Every row starts from the same baseline with the same phases, lengths and "
         "learning rates; only the named ingredient differs. Gains paired by seed (see above)."

@@ -10,21 +10,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+
 from dsd.records import METHOD_TABLE, METHODS, STUDY_METHODS
 from dsd.report.paper import PaperCell
-from dsd.report.stats import MISSING
-from dsd.report.studies import Study
+from dsd.report.stats import MISSING, paired_gain, rows_where
+from dsd.report.studies import ACDC_DENSE, Study
 
 #: A dataset label holding this marks a stand-in (the tasks name theirs "digits stand-in", ...).
 STANDIN = "stand-in"
 #: What the tables compare: each method's final metrics, and the DSD run after its first sparse phase.
 ROLES = ("baseline", "sparse", "dsd", "dense-control")
-#: A row's name for each role: the methods' labels, and the DSD run's sparse phase.
-ROLE_LABELS = {"sparse": "sparse"} | {name: method.label for name, method in METHOD_TABLE.items()}
+#: A row's name for each role: the methods' labels, the DSD run's sparse phase, AC/DC's two readings.
+ROLE_LABELS = (
+    {"sparse": "sparse"}
+    | {name: method.label for name, method in METHOD_TABLE.items()}
+    | {"acdc": "AC/DC sparse", ACDC_DENSE: "AC/DC dense"}
+)
 #: Every comparison the tables draw, as (ours, other): positive gains mean ``ours`` is better.
 COMPARISONS = (("sparse", "baseline"), ("dsd", "baseline"), ("dsd", "dense-control"))
 #: How a verdict names each role ("DSD better", "control better").
-VERDICT_NAMES = {"sparse": "sparse"} | {name: method.verdict for name, method in METHOD_TABLE.items()}
+VERDICT_NAMES = (
+    {"sparse": "sparse"}
+    | {name: method.verdict for name, method in METHOD_TABLE.items()}
+    | {"acdc": "AC/DC sparse", ACDC_DENSE: "AC/DC dense"}
+)
 
 
 def is_standin(label: str) -> bool:
@@ -39,6 +49,35 @@ def comparison_label(ours: str, other: str) -> str:
 
 def verdict_names(ours: str, other: str) -> tuple[str, str]:
     return VERDICT_NAMES[ours], VERDICT_NAMES[other]
+
+
+def gain_rows(
+    values: pd.DataFrame,
+    comparisons: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    specs: dict[str, Any],
+    labels: dict[str, str] | None = None,
+    verdicts: dict[str, str] | None = None,
+) -> list[list[str]]:
+    """Two rows per comparison (ours, other) of roles in ``values`` (``Study.role_values`` on one
+    split): the gain of ours paired by seed, per metric, and its verdict. ``labels``/``verdicts``:
+    a table's own names for the roles (default ``ROLE_LABELS``/``VERDICT_NAMES``)."""
+    labels, verdicts = labels or ROLE_LABELS, verdicts or VERDICT_NAMES
+    rows = []
+    for ours, other in comparisons:
+        gains = [
+            paired_gain(
+                rows_where(values, metric=m), "role", ours, other, specs[m]["higher_is_better"],
+                (verdicts[ours], verdicts[other]),
+            )
+            for m in metrics
+        ]  # fmt: skip
+        name = f"{labels[ours]} vs {labels[other]}"
+        rows += [
+            [f"{name} (gain)", *(g.text() for g in gains)],
+            [f"{name} (verdict)", *(g.verdict() for g in gains)],
+        ]
+    return rows
 
 
 def metric_label(name: str, spec: dict[str, Any], arrow: bool = True) -> str:
@@ -87,7 +126,7 @@ def runs_lines(studies: Sequence[Study]) -> list[str]:
     lines = []
     for study in studies:
         seeds = "; ".join(
-            f"{ROLE_LABELS[m]} {','.join(str(r.result.seed) for r in study.of(m)) or 'none'}"
+            f"{METHOD_TABLE[m].label} {','.join(str(r.result.seed) for r in study.of(m)) or 'none'}"
             for m in METHODS
             if m in STUDY_METHODS or study.of(m)
         )

@@ -7,9 +7,10 @@
 - ``plot_curves``: training loss and the primary validation metric of a study's three methods
   against epochs: the baseline, then the DSD branch and the dense control continuing from its
   end, with the phase boundaries marked and sparse phases shaded; one thin line per seed.
-- ``draw_figures``: the curves of every study, the histograms of its first-seed DSD run and each
-  sweep's figure, into ``results/figures``, each PNG written atomically and entered in the
-  folder's index with its study (a run with unusable files is skipped with a warning).
+- ``draw_figures``: the forest plot of every study's paired gains (``dsd.report.forest``), the
+  curves of every study, the histograms of its first-seed DSD run and each sweep's figure, into
+  ``results/figures``, each PNG written atomically and entered in the folder's index with its
+  study (a run with unusable files is skipped with a warning).
 
 Drawn with matplotlib's object API on the Agg canvas: no pyplot, no global backend switch, safe
 in headless jobs and in a user's interactive session alike.
@@ -23,6 +24,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from dsd.records import EvalLine, RunFolder, TrainLine, read_lines
@@ -31,11 +33,15 @@ from dsd.records.histograms import MOMENTS, read_histograms
 from dsd.report.cells import ROLE_LABELS, is_standin
 from dsd.report.drawing import save_figure
 from dsd.report.finished import Finished
+from dsd.report.forest import plot_forest
+from dsd.report.paper import read_paper
 from dsd.report.runs import Run, SkippedRunWarning
 from dsd.report.studies import Study
 from dsd.report.sweeps import plot_sweep
 
 COLORS = {"baseline": "#222222", "dsd": "#1f77b4", "dense-control": "#ff7f0e"}
+#: The forest plot's file in the figures folder.
+FOREST_FILE = "forest.png"
 
 CURVES_CAPTION = (
     "Training loss and the primary metric against epochs: the baseline, then DSD and the dense control "
@@ -237,13 +243,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
-def draw_figures(finished: Finished, out_dir: Path) -> list[Path]:
-    """The curves of every study and the weight histograms of its first-seed DSD run, and each
-    sweep's figure, as PNGs under ``out_dir``, each entered in the folder's index with its study or
-    sweep; returns the paths written. A run whose records cannot be drawn is skipped with a
-    ``SkippedRunWarning`` naming it."""
+def draw_figures(finished: Finished, out_dir: Path, paper: pd.DataFrame | None = None) -> list[Path]:
+    """The forest plot of every study's paired gains, the curves of every study and the
+    weight histograms of its first-seed DSD run, and each sweep's figure, as PNGs under ``out_dir``,
+    each entered in the folder's index with its study or sweep; returns the paths written. ``paper``:
+    the paper's numbers (the forest's claimed gains; default: those shipped). A run whose records
+    cannot be drawn is skipped with a ``SkippedRunWarning`` naming it."""
     out_dir = Path(out_dir)
     written: list[Path] = []
+    if finished.studies:
+        paper = read_paper(None) if paper is None else paper
+        written.append(plot_forest(finished.studies, paper, out_dir / FOREST_FILE))
     for study in sorted(finished.studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
         stem = f"{_slug(study.task)}-{_slug(study.model)}_{_slug(study.first.result.dataset)}_{study.key}"
         try:

@@ -1,7 +1,8 @@
 """The report page: every table and figure of the finished runs on one self-contained HTML file.
 
 ``dsd-suite report`` writes ``results/report.html``: a banner naming the studies measured on a
-stand-in (a tiny dataset made here, whose numbers are never the paper's), then every document the
+stand-in (a tiny dataset made here, whose numbers are never the paper's), the forest plot of every
+paired gain (the figure a reader looks at first, ``dsd.report.forest``), then every document the
 tables builder produces, in its order (the overview, each task's tables with its ablations, the
 sweeps), then every PNG under the figures folder grouped per study (curves, weight histograms),
 the sweep figures, and the figures tasks write themselves (the captioner's Figure 3 analog, with
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsd.files import atomic_write_text
-from dsd.records.figures import CURVES, HISTOGRAMS, SWEEP, TASK, read_entry
+from dsd.records.figures import CURVES, FOREST, HISTOGRAMS, SWEEP, TASK, read_entry
 from dsd.report.cells import is_standin
 from dsd.report.finished import Finished
 from dsd.report.render import html_text, render_html
@@ -79,6 +80,8 @@ def figure_groups(figures_dir: Path, studies: Sequence[Study], sweeps: Sequence[
     pngs = sorted(figures_dir.rglob("*.png")) if figures_dir.is_dir() else []
     texts = sorted(figures_dir.rglob("*.md")) if figures_dir.is_dir() else []
     entries = {path: entry for path in pngs if (entry := read_entry(path)) is not None}
+    pngs = [path for path in pngs if path not in entries or entries[path].kind != FOREST]  # atop the page
+    entries = {path: entry for path, entry in entries.items() if entry.kind != FOREST}
     groups: list[FigureGroup] = []
     for study in sorted(studies, key=lambda s: (s.paper_key, s.dataset, s.key)):
         anchor = f"fig-{_slug(study.paper_key)}-{study.key}"
@@ -98,6 +101,12 @@ def figure_groups(figures_dir: Path, studies: Sequence[Study], sweeps: Sequence[
         groups.append(group)
     claimed = {path for group in groups for path in [*(s.path for s in group.figures), *group.texts]}
     return groups + _unclaimed([p for p in [*pngs, *texts] if p not in claimed])
+
+
+def forest_figures(figures_dir: Path) -> list[Path]:
+    """The forest plot(s) under ``figures_dir`` (``dsd.report.forest``): shown first, at the top."""
+    found = sorted(Path(figures_dir).rglob("*.png")) if Path(figures_dir).is_dir() else []
+    return [path for path in found if (entry := read_entry(path)) is not None and entry.kind == FOREST]
 
 
 def _unclaimed(paths: list[Path]) -> list[FigureGroup]:
@@ -254,14 +263,25 @@ window.addEventListener("load", function () {
 """
 
 
+def forest_html(paths: Sequence[Path], figures_dir: Path) -> str:
+    """The section atop the page: every study's paired gains on one zero line (the forest plot)."""
+    if not paths:
+        return ""
+    group = FigureGroup("forest", "Every paired gain at a glance", any(read_entry(p).standin for p in paths))
+    group.figures = [Shown(path, read_entry(path).caption) for path in paths]
+    return _figure_html(group, figures_dir).replace("<h3>", "<h2>", 1).replace("</h3>", "</h2>", 1)
+
+
 def render_page(files: Sequence[TableFile], studies: Sequence[Study], groups: Sequence[FigureGroup],
-                figures_dir: Path) -> str:  # fmt: skip
-    """The whole page as one string: banner, contents, every table document, every figure."""
+                figures_dir: Path, forest: Sequence[Path] = ()) -> str:  # fmt: skip
+    """The whole page as one string: banner, the forest plot, contents, every table document, every
+    figure."""
 
     def row_class(row: list[str]) -> str:
         return "standin" if any(is_standin(cell) for cell in row) else ""
 
-    contents = [f'<li><a href="#{html.escape(f.stem)}">{html_text(f.doc.title)}</a></li>' for f in files]
+    contents = ['<li><a href="#forest">Every paired gain at a glance</a></li>'] if forest else []
+    contents += [f'<li><a href="#{html.escape(f.stem)}">{html_text(f.doc.title)}</a></li>' for f in files]
     if groups:
         contents.append('<li><a href="#figures">Figures</a></li>')
     out = [
@@ -280,6 +300,7 @@ def render_page(files: Sequence[TableFile], studies: Sequence[Study], groups: Se
         f"from {sum(len(s.runs) for s in studies)} finished runs in {len(studies)} studies. "
         "Written by <code>dsd-suite report</code>; every figure is embedded in this file.</p>",
         standin_banner(studies),
+        forest_html(forest, Path(figures_dir)),
         '<nav id="contents"><h2>Contents</h2><ul>',
         *contents,
         "</ul></nav>",
@@ -302,7 +323,8 @@ def write_page(finished: Finished, files: Sequence[TableFile], figures_dir: Path
     """Write the report page to ``out`` (atomically): the table documents ``files`` and the
     figures under ``figures_dir``, of the studies in ``finished``; returns ``out``."""
     groups = figure_groups(Path(figures_dir), finished.studies, finished.sweeps)
-    atomic_write_text(Path(out), render_page(files, finished.studies, groups, Path(figures_dir)))
+    forest = forest_figures(Path(figures_dir))
+    atomic_write_text(Path(out), render_page(files, finished.studies, groups, Path(figures_dir), forest))
     return Path(out)
 
 

@@ -13,6 +13,7 @@ its primary metric on (``report_split``), in the row order of its Table 1 (``in_
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,16 @@ def load_paper(paper_dir: Path | None = None) -> pd.DataFrame:
     paper["sparsity_no"] = paper["sparsity"].map(lambda t: float(t) if t else 0.0)
     paper["order"] = range(len(paper))
     return paper
+
+
+def read_paper(paper_dir: Path | None) -> pd.DataFrame:
+    """The paper's numbers; when they cannot be read, a ``PaperNumbersWarning`` and an empty
+    frame that makes every table say so in its header."""
+    try:
+        return load_paper(paper_dir)
+    except (OSError, ValueError) as err:
+        warnings.warn(PaperNumbersWarning(f"the paper's numbers could not be read: {err}"), stacklevel=2)
+        return no_paper(str(err))
 
 
 def no_paper(reason: str) -> pd.DataFrame:

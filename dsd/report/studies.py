@@ -22,6 +22,9 @@ from dsd.records.run import FINGERPRINT_SHORT
 from dsd.report.runs import Run
 from dsd.schedule import Schedule
 
+#: AC/DC's dense reading: the model at the end of its last dense phase.
+ACDC_DENSE = "acdc-dense"
+
 
 @dataclass
 class Study:
@@ -85,8 +88,9 @@ class Study:
     # Measurements, built once the study is complete (``group_studies`` returns it so).
     @cached_property
     def role_values(self) -> pd.DataFrame:
-        """One row per (role, seed, split, metric): baseline, dsd and dense-control are each
-        run's final metrics; sparse is the dsd run after its first sparse phase."""
+        """One row per (role, seed, split, metric): every method's role is its runs' final
+        metrics; sparse is the dsd run after its first sparse phase; acdc-dense is the AC/DC run
+        at the end of its last dense phase (its final metrics, role acdc, are its sparse end)."""
         rows = []
         for run in self.runs:
             r = run.result
@@ -94,6 +98,9 @@ class Study:
             sparse = next((p for p in r.phases if p.kind == "sparse"), None)
             if r.method == "dsd" and sparse is not None:
                 rows += [("sparse", r.seed, *cell) for cell in _cells(sparse.metrics)]
+            dense = r.last_phase("dense")
+            if r.method == "acdc" and dense is not None:
+                rows += [(ACDC_DENSE, r.seed, *cell) for cell in _cells(dense.metrics)]
         return pd.DataFrame(rows, columns=["role", "seed", "split", "metric", "value"])
 
     @cached_property

@@ -27,7 +27,6 @@ text from ``render``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import pandas as pd
 from dsd.files import atomic_write_text
 from dsd.report.finished import Finished
 from dsd.report.overview import overview
-from dsd.report.paper import PaperNumbersWarning, load_paper, no_paper
+from dsd.report.paper import read_paper
 from dsd.report.render import Document, render_latex, render_markdown
 from dsd.report.sweeps import sweeps_document, sweeps_frame
 from dsd.report.task_tables import task_document, task_frame, task_order
@@ -49,16 +48,6 @@ def _write(out_dir: Path, stem: str, doc: Document, frame: pd.DataFrame) -> list
     atomic_write_text(paths[1], render_latex(doc))
     atomic_write_text(paths[2], frame.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
     return paths
-
-
-def read_paper(paper_dir: Path | None) -> pd.DataFrame:
-    """The paper's numbers; when they cannot be read, a ``PaperNumbersWarning`` and an empty
-    frame that makes every table say so in its header."""
-    try:
-        return load_paper(paper_dir)
-    except (OSError, ValueError) as err:
-        warnings.warn(PaperNumbersWarning(f"the paper's numbers could not be read: {err}"), stacklevel=2)
-        return no_paper(str(err))
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,7 @@ def _run_plan(
         hooks=[HistogramCapture()] if planned.method.name == "dsd" else [],
         criterion=planned.method.criterion,
         restart=planned.method.restart,
+        reset_state=planned.method.reset_state,
     )
 
 

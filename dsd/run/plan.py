@@ -83,6 +83,7 @@ class StudyPlan:
     batches_per_epoch: int | None
     parameters: int | None
     pruned: list[str] | None  # what the engine prunes and leaves dense, in a few lines
+    setup: list[str] = field(default_factory=list)  # departures from the paper's setup (reduced models)
     runs: list[PlanLine] = field(default_factory=list)
 
     def steps(self, key: str) -> int | None:
@@ -108,6 +109,7 @@ def plan_study(adapter: TaskAdapter, run: RunConfig, checked: Preflight) -> Stud
         batches_per_epoch=per_epoch,
         parameters=None if model is None else sum(p.numel() for p in model.parameters()),
         pruned=None if model is None else _pruned(adapter, model, recipe),
+        setup=adapter.setup_notes(),
     )
     digest = data.fingerprint.digest if data.fingerprint is not None else None
     study = Study.build(adapter, run, [recipe], digest, start_identity(adapter, run.start))
@@ -182,6 +184,8 @@ def render(plan: StudyPlan) -> str:
         lines.append(
             f"model     {plan.model_name}: {plan.parameters:,} parameters ({plan.parameters / 1e6:.1f} M)"
         )
+    if plan.setup:
+        lines.append(f"setup     {'; '.join(plan.setup)} (named in every table row)")
     if plan.pruned:
         lines += ["pruned    " + plan.pruned[0], *("          " + line for line in plan.pruned[1:])]
     per_step = plan.batch_size * plan.world_size
@@ -236,12 +240,15 @@ def _run_lines(planned: PlanLine, plan: StudyPlan) -> list[str]:
         steps = planned.steps[i] if planned.steps is not None else None
         length = f"{phase.length:g} {schedule.unit if phase.length != 1 else schedule.unit[:-1]}"
         shown = f"{steps:,} steps" if steps is not None else "? steps"
-        lr = f"lr {phase.lr:g}"
+        lr = (
+            f"lr {phase.lr:g}" if not phase.span else f"lr {schedule.lr(i, 0.0):.3g}"
+        )  # a piece: where it starts
         if steps is not None and per_unit and schedule.decay.rule != "none":
             lr += f" -> {schedule.lr(i, (steps - 1) / per_unit):.3g} ({schedule.decay})"
         sparsity = f"{phase.sparsity:.0%} of the pruned tensors at zero" if phase.is_sparse else "dense"
         index = planned.run.first_phase + i
-        lines.append(f"          phase {index} {phase.label:<6} {length:<14} {shown:<14} {lr:<34} {sparsity}")
+        label = ("+" if phase.joined else "") + phase.label  # +: continues the phase before, same mask
+        lines.append(f"          phase {index} {label:<6} {length:<14} {shown:<14} {lr:<34} {sparsity}")
     return lines
 
 

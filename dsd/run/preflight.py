@@ -24,7 +24,7 @@ from dsd.files import safe_torch_load
 from dsd.records.run import METHODS
 from dsd.run.settings import RunConfig
 from dsd.run.storage import check_results_folder, study_bytes, warn_if_short
-from dsd.run.study import study_recipe
+from dsd.run.study import acdc_recipe, study_recipe
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
 from dsd.taskkit.config import check_fields
@@ -74,6 +74,7 @@ def check_settings(run: RunConfig) -> None:
         raise ConfigError(f"--epochs-scale must be positive, got {run.epochs_scale}")
     check_seeds(run.seeds)
     check_device(run.device)
+    acdc_recipe(run.acdc)
     if run.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
             "--tensorboard needs the tensorboard package: pip install 'dsd-suite[tensorboard]' "

@@ -69,6 +69,12 @@ class RunConfig(LoopSettings):
     start: str = param(
         "", "'': train the dense phase; 'pretrained': the task's published weights; or a checkpoint file"
     )
+    acdc: str = param(
+        "",
+        "AC/DC's phases (the acdc method), key=value pairs: sparsity=90%,cycles=7,sparse=5,dense=5,"
+        "last-dense=10,final=15 (relative lengths, scaled to DSD's branch; ''/any key left out: the AC/DC "
+        "paper's ResNet-50 schedule after its warm-up, at the recipe's first sparsity)",
+    )
 
     @property
     def results(self) -> ResultsFolder:

@@ -3,7 +3,8 @@
     baseline       D0                       (trained, or the start checkpoint evaluated)
                     ├── dsd              S1 D2 [S3 D4 ...]   the paper's phases
                     ├── dense-control    D1 D2 [D3 D4 ...]   same lengths and LRs, never pruned
-                    └── the ablations    S1 D2 ...           one ingredient of DSD changed each
+                    ├── the ablations    S1 D2 ...           one ingredient of DSD changed each
+                    └── acdc             S D S ... D S       AC/DC's alternation, as long (dsd.acdc)
 
 ``Study.build`` works out every run of every requested method and seed once (its schedule, its
 identity and hash, its folder, the run it waits for), and everything else asks it: ``plan``
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dsd.acdc import ACDCRecipe
 from dsd.errors import ConfigError
 from dsd.files import file_sha256
 from dsd.records import METHOD_TABLE, Method, ResultsFolder, RunFolder, load_record
@@ -39,6 +41,28 @@ def study_recipe(adapter: TaskAdapter, epochs_scale: float = 1.0, recipe: Schedu
     if len(recipe.phases) < 2 or recipe.is_dense:
         raise ConfigError(f"recipe {recipe} needs a sparse phase after the dense baseline")
     return recipe
+
+
+def acdc_recipe(text: str) -> ACDCRecipe:
+    """``--acdc``: AC/DC's recipe, refused in one line naming the flag."""
+    try:
+        return ACDCRecipe.parse(text)
+    except ValueError as err:
+        raise ConfigError(f"--acdc {text!r}: {err}") from None
+
+
+def branch_schedule(method: Method, recipe: Schedule, acdc: str = "") -> Schedule:
+    """The phases a branch trains after the baseline: the recipe's (DSD and its ablations), the
+    same with nothing pruned (the dense control), or AC/DC's alternation over them (``acdc``: its
+    ``--acdc`` recipe), so that every branch is as long as DSD's."""
+    tail = recipe.tail()
+    if not method.alternates:
+        return tail if method.prunes else tail.dense_control()
+    alternation = acdc_recipe(acdc)
+    try:
+        return alternation.schedule(tail)
+    except ValueError as err:
+        raise ConfigError(f"--acdc {acdc!r}: {err}") from None
 
 
 def start_identity(adapter: TaskAdapter, start: str) -> str:
@@ -120,8 +144,9 @@ class Study:
                 reached = [baseline]
                 for name, method in METHOD_TABLE.items():
                     if method.branches and name in settings.methods:
+                        schedule = branch_schedule(method, recipe, settings.acdc)
                         reached.append(
-                            study._add(_branch(study, method, recipe, seed, shared, baseline), seen)
+                            study._add(_branch(study, method, schedule, recipe, seed, shared, baseline), seen)
                         )
                 study.by_recipe.setdefault(str(recipe), []).extend(r.key for r in reached)
         return study
@@ -196,13 +221,13 @@ class Study:
 def _branch(
     study: Study,
     method: Method,
+    schedule: Schedule,
     recipe: Schedule,
     seed: int,
     shared: Identity | None,
     baseline: PlannedRun,
 ) -> PlannedRun:
-    """A branch of ``baseline``: its phases after the baseline's, pruned or not."""
-    schedule = recipe.tail() if method.prunes else recipe.tail().dense_control()
+    """A branch of ``baseline`` training ``schedule`` (``branch_schedule``) after it."""
     hashes, baseline_hash = None, ""
     if shared is not None and baseline.folder is not None:
         baseline_hash = _baseline_hash(baseline)

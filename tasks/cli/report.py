@@ -35,9 +35,10 @@ def publish(results: ResultsFolder, show: bool = False, paper: Path | None = Non
 
     with skipped_runs_on_stderr():
         finished = Finished.of(results)
-        files = documents(finished, read_paper(paper))
+        numbers = read_paper(paper)
+        files = documents(finished, numbers)
         write_tables(files, results.tables)
-        draw_figures(finished, results.figures)
+        draw_figures(finished, results.figures, numbers)
     if show:
         print()
         print((results.tables / "overview.md").read_text(encoding="utf-8"))
@@ -123,10 +124,11 @@ def cmd_report(argv: list[str]) -> int:
     results = arguments.finished_runs_from(args)
     with skipped_runs_on_stderr():
         finished = Finished.of(results)
+        numbers = read_paper(args.paper)
         if not args.reuse_figures:
-            drawn = draw_figures(finished, results.figures)
+            drawn = draw_figures(finished, results.figures, numbers)
             print(f"figures: {len(drawn)} drawn in {results.figures}")
-        files = documents(finished, read_paper(args.paper))
+        files = documents(finished, numbers)
         write_tables(files, results.tables)
         page = write_page(finished, files, results.figures, results.page)
     print(f"tables:  {results.tables}")

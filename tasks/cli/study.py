@@ -75,7 +75,7 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
         type=arguments.methods,
         default=defaults.methods,
         metavar="METHODS",
-        help="all, all-ablations (all and every ablation), or a comma list "
+        help="all, all-ablations (all and every ablation), rivals (all and AC/DC), or a comma list "
         + help_text(help_of(RunConfig, "methods"))
         + " (default: all)",
     )
@@ -91,7 +91,7 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
     add_config_flags(
         study,
         RunConfig,
-        fields=[f.name for f in dataclasses.fields(LoopSettings)] + ["epochs_scale", "start"],
+        fields=[f.name for f in dataclasses.fields(LoopSettings)] + ["epochs_scale", "start", "acdc"],
     )
     study.add_argument(
         "--cache-dir",

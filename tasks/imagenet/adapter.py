@@ -28,7 +28,7 @@ from dsd.taskkit.fingerprint import DataFingerprint
 from dsd.taskkit.sources import choose_source
 from dsd.taskkit.summary import DataSummary
 from tasks.imagenet import data as datalib
-from tasks.imagenet import models
+from tasks.imagenet import models, modern
 from tasks.imagenet.sources import HFImageSource, ImageFolderSource, ImageSource, StandinSource
 
 #: Per-process batch on ImageNet: torchvision's reference (32 per GPU; 8 GPUs make the global
@@ -61,7 +61,13 @@ def _weight_decays() -> str:
 class ImageNetConfig(TaskConfig):
     """Hyper-parameters of the ImageNet task (0 / negative: the dataset's or architecture's default)."""
 
-    arch: str = param("resnet18", "the torchvision architecture, unchanged", choices=models.ARCHS)
+    arch: str = param(
+        "resnet18",
+        "the torchvision architecture, unchanged (on the stand-in vit_b_16 and convnext_tiny are reduced "
+        "configurations of their class). DSD prunes every conv and linear weight but the first conv; "
+        f"vit_b_16: {modern.PRUNED_TEXT['vit_b_16']}; convnext_tiny: {modern.PRUNED_TEXT['convnext_tiny']}",
+        choices=models.ARCHS,
+    )
     batch_size: int = param(
         0,
         f"samples per batch, per process; 0: {IMAGENET_BATCH} on ImageNet (x 8 GPUs = 256, "
@@ -90,7 +96,11 @@ class ImageNetConfig(TaskConfig):
         bounds=(0, None),
     )
     label_smoothing: float = param(
-        0.0, "cross-entropy label smoothing; 0: off, as in the paper's era", bounds=(0, 1)
+        0.0,
+        "cross-entropy label smoothing; 0: the architecture's recipe (off for the paper's CNNs, as in "
+        "their era; 0.11 vit_b_16, 0.1 convnext_tiny); negative: off. vit_b_16's recipe also clips "
+        "gradients at norm 1 unless --grad-clip says otherwise",
+        bounds=(0, 1),
     )
     aux_loss_weight: float = param(
         0.3,
@@ -172,8 +182,11 @@ class ImageNetTask(TaskAdapter):
                 f"RandomResizedCrop({cfg.image_size}, scale=({cfg.min_crop_scale}, 1)) + horizontal flip"
             ),
             "eval_transform": f"Resize({cfg.resize_size}) + CenterCrop({cfg.image_size})",
-            "pruned": "every conv and linear weight except the first conv; biases and BatchNorm never",
-            "optimizer": f"SGD momentum {cfg.momentum}, weight decay {cfg.weight_decay}",
+            "pruned": modern.PRUNED_TEXT.get(
+                cfg.arch, "every conv and linear weight except the first conv; biases and BatchNorm never"
+            ),
+            "optimizer": f"{models.arch_spec(cfg.arch).optimizer} (SGD: momentum {cfg.momentum}), "
+            f"weight decay {cfg.weight_decay}",
         }
         if cfg.arch == "googlenet":
             facts["googlenet_aux"] = (
@@ -207,6 +220,8 @@ class ImageNetTask(TaskAdapter):
             notes.append(f"{cfg.image_size} px images")
         if cfg.min_crop_scale != IMAGENET_MIN_CROP:
             notes.append(f"crops of at least {cfg.min_crop_scale:.0%} of the image")
+        if self.is_standin and cfg.arch in modern.REDUCED_NOTES:
+            notes.append(modern.REDUCED_NOTES[cfg.arch])
         if cfg.label_smoothing:
             notes.append(f"label smoothing {cfg.label_smoothing:g}")
         return notes
@@ -220,19 +235,22 @@ class ImageNetTask(TaskAdapter):
         return len(self.source.classes())
 
     def build_model(self) -> nn.Module:
-        model = models.build_model(self.config.arch, self.num_classes, self._aux_weight())
+        cfg = self.config
+        model = models.build_model(
+            cfg.arch, self.num_classes, self._aux_weight(), cfg.image_size, self.is_standin
+        )
         if self._channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
 
     def build_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-        params = [p for p in model.parameters() if p.requires_grad]
-        return torch.optim.SGD(
-            params, lr=lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay
-        )
+        cfg = self.config
+        return models.build_optimizer(cfg.arch, model, lr, cfg.momentum, cfg.weight_decay)
 
     def prune_selection(self) -> dict[str, Any]:
-        return {"skip_first_conv": True}  # the paper: every conv / FC weight but the first conv
+        return models.prune_selection(
+            self.config.arch
+        )  # the paper: every conv / FC weight but the first conv
 
     def pretrained_state(self) -> dict[str, torch.Tensor]:
         """torchvision's published weights (``pretrained_weights``) from the torch hub cache."""
@@ -311,7 +329,9 @@ def resolve_config(config: ImageNetConfig, standin: bool) -> ImageNetConfig:
         raise ConfigError(f"--batch-size must be positive (0: the default), got {config.batch_size}")
     return dataclasses.replace(
         config,
-        batch_size=config.batch_size or (STANDIN_BATCH if standin else IMAGENET_BATCH),
+        batch_size=config.batch_size or (STANDIN_BATCH if standin else spec.batch_size or IMAGENET_BATCH),
+        label_smoothing=max(0.0, config.label_smoothing or spec.label_smoothing),
+        grad_clip=config.grad_clip or spec.grad_clip,
         image_size=image_size,
         resize_size=resize_size,
         min_crop_scale=min_crop_scale,

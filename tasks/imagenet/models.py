@@ -23,6 +23,7 @@ from torch import nn
 
 from dsd.errors import CheckpointError, ConfigError, MissingFileError
 from dsd.schedule import PAPER_RECIPES
+from tasks.imagenet import modern
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,19 @@ class ArchSpec:
     weight_decay: the architecture's original training value.
     min_size: the smallest input (pixels) torchvision's architecture accepts.
     standin_recipe: the stand-in's short schedule (minutes on two CPU cores for ResNet-18).
+    optimizer: ``sgd`` (the paper's CNNs) or ``adamw`` (ViT, ConvNeXt: ``tasks.imagenet.modern``).
+    label_smoothing, grad_clip: the recipe's (0: none).
+    batch_size: per process on ImageNet, 8 processes making the recipe's batch (0: the suite's 32).
     """
 
     recipe: str
     weight_decay: float
     min_size: int
     standin_recipe: str
+    optimizer: str = "sgd"
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    batch_size: int = 0
 
     @property
     def standin_size(self) -> int:
@@ -55,6 +63,8 @@ class ArchSpec:
 # architectures without BatchNorm at half the LR.
 _STANDIN_BN = "D:4@0.01 S30%:1@0.001 D:1@0.0001 decay=cosine"
 _STANDIN_PLAIN = "D:4@0.005 S30%:1@0.0005 D:1@5e-05 decay=cosine"
+# AdamW's usual 1e-3 for the reduced ViT and ConvNeXt (untuned), the same shape and lengths.
+_STANDIN_ADAMW = "D:4@0.001 S30%:1@0.0001 D:1@1e-05 decay=cosine"
 
 ARCHS: dict[str, ArchSpec] = {
     # fb.resnet.torch (the paper's ResNet baselines): SGD 0.1, x0.1 every 30 epochs, wd 1e-4.
@@ -90,7 +100,20 @@ ARCHS: dict[str, ArchSpec] = {
         21,
         _STANDIN_PLAIN,
     ),
-}
+    # Not in the paper: today's architectures (tasks.imagenet.modern), torchvision's reference
+    # recipes as the baseline (ViT-B/16: 300 epochs of AdamW at 3e-3, batch 4096, wd 0.3, label
+    # smoothing 0.11, clip 1; ConvNeXt-Tiny: 600 epochs at 1e-3, batch 1024, wd 0.05, norms 0,
+    # smoothing 0.1), cosine, then the paper's ResNet proportions for S and D (half the baseline's
+    # length each, each at 1/10 of the previous rate). Min size 32: two ViT patches a side; ConvNeXt's.
+    "vit_b_16": ArchSpec(
+        "D:300@3e-3 S30%:150@3e-4 D:150@3e-5 decay=cosine", 0.3, 32, _STANDIN_ADAMW,
+        optimizer="adamw", label_smoothing=0.11, grad_clip=1.0, batch_size=512,
+    ),
+    "convnext_tiny": ArchSpec(
+        "D:600@1e-3 S30%:300@1e-4 D:300@1e-5 decay=cosine", 0.05, 32, _STANDIN_ADAMW,
+        optimizer="adamw", label_smoothing=0.1, batch_size=128,
+    ),
+}  # fmt: skip
 
 
 def arch_spec(arch: str) -> ArchSpec:
@@ -99,20 +122,49 @@ def arch_spec(arch: str) -> ArchSpec:
     return ARCHS[arch]
 
 
-def build_model(arch: str, num_classes: int, aux_loss_weight: float = 0.0) -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, aux_loss_weight: float = 0.0, image_size: int = 224, reduced: bool = False
+) -> nn.Module:
     """torchvision's ``arch`` with fresh weights and ``num_classes`` outputs.
 
     GoogLeNet keeps its two auxiliary classifiers when ``aux_loss_weight > 0`` (they then add to
     the training loss, as in the original GoogLeNet; eval mode returns the main logits only), and
-    always ``transform_input=True``, the setting torchvision's pretrained weights expect.
+    always ``transform_input=True``, the setting torchvision's pretrained weights expect. ViT-B/16
+    is built for ``image_size`` (a multiple of its patch); ``reduced``: the stand-in's reduced
+    configuration of ViT-B/16 or ConvNeXt-Tiny (``tasks.imagenet.modern``; the others are never
+    reduced).
     """
     arch_spec(arch)
+    if arch in modern.MODERN:
+        patch = modern.patch_size(arch, reduced)
+        if image_size % patch:
+            raise ConfigError(
+                f"--image-size {image_size}: --arch {arch} takes multiples of {patch} px (its patch)"
+            )
+        return modern.build(arch, num_classes, image_size, reduced)
     kwargs: dict = {}
     if arch == "googlenet":
         kwargs = {"aux_logits": aux_loss_weight > 0, "transform_input": True, "init_weights": True}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
+
+
+def build_optimizer(
+    arch: str, model: nn.Module, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """The architecture's optimizer over the trainable parameters: SGD with momentum (the paper's
+    CNNs) or AdamW with its recipe's weight-decay exclusions (``modern.adamw``)."""
+    if arch_spec(arch).optimizer == "adamw":
+        return modern.adamw(model, lr, weight_decay, arch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def prune_selection(arch: str) -> dict:
+    """The engine's selection: every conv and linear weight but the first conv (the paper's rule),
+    and ViT's attention in-projection (``modern.prune_selection``)."""
+    return modern.prune_selection(arch) if arch in modern.MODERN else {"skip_first_conv": True}
 
 
 # ---------------------------------------------------------------------- published weights

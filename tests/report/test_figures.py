@@ -98,7 +98,7 @@ def test_a_bad_histogram_file_skips_only_that_figure(tmp_path):
     hist.write_text("{not json")
     with pytest.warns(SkippedRunWarning, match=r"skipping the histograms of run .*seed0: .*cannot read"):
         paths = build_figures(runs, tmp_path / "out")
-    assert [p.name for p in paths] == ["curves_imagenet-vgg16_digits-stand-in_8678523a.png"]
+    assert [p.name for p in paths] == ["forest.png", "curves_imagenet-vgg16_digits-stand-in_8678523a.png"]
 
 
 def test_cli_names_the_figures(tmp_path, capsys):
@@ -106,7 +106,7 @@ def test_cli_names_the_figures(tmp_path, capsys):
     shutil.copytree(RECORDS / "imagenet-vgg16", runs / "imagenet-vgg16")
     assert main(["figures", "--runs", str(runs), "--out", str(tmp_path / "figs")]) == 0
     printed = capsys.readouterr().out.split()
-    assert len(printed) == 2 and all(Path(p).is_file() for p in printed)
+    assert len(printed) == 3 and all(Path(p).is_file() for p in printed)  # the forest, curves, histograms
 
 
 # ---------------------------------------------------------------------- the loop's helpers

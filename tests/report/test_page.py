@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from dsd.report.figures import build_figures
+from dsd.report.forest import FOREST_CAPTION
 from dsd.report.page import build_page, figure_groups, markdown_html, render_page, standin_banner
 from dsd.report.render import Document, Table, render_html
 from dsd.report.runs import load_runs
@@ -305,3 +306,6 @@ def test_a_real_browser_loads_every_figure_and_shows_the_overview(built, page, t
     )
     assert len(dom.cells.get("overview-table1", [])) > 2, "the overview table is not in the rendered page"
     assert any(s.get("id") == "standin-banner" for s in dom.all("div"))
+    # the forest plot opens the page: the first section, its figure the first image (loaded, above)
+    assert dom.all("section")[0].get("id") == "forest", "the forest plot is not the page's first section"
+    assert dom.all("img")[0].get("alt") == FOREST_CAPTION

@@ -43,4 +43,16 @@ def test_a_method_typo_lists_the_valid_methods(place: Path, capsys) -> None:
 
 def test_all_keeps_the_papers_comparison_and_all_ablations_adds_the_ablations() -> None:
     assert _methods("all") == ["baseline", "dsd", "dense-control"]
-    assert _methods("all-ablations") == ["baseline", "dsd", "dense-control", "dsd-random-mask", "dsd-reinit"]
+    assert _methods("all-ablations") == [
+        "baseline", "dsd", "dense-control", "dsd-random-mask", "dsd-reinit", "dsd-reset-state",
+    ]  # fmt: skip
+    assert _methods("rivals") == ["baseline", "dsd", "dense-control", "acdc"]
+
+
+def test_a_wrong_acdc_recipe_is_refused_in_one_line_naming_the_flag(place: Path, capsys) -> None:
+    code = main(["run", "imagenet", "--method", "rivals", "--acdc", "cycle=3"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    (line,) = [x for x in err.strip().splitlines() if x.startswith(PREFIX)]
+    assert "--acdc 'cycle=3': cannot read 'cycle=3'; expected key=value with keys sparsity" in line
+    assert not any(place.iterdir())

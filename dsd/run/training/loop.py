@@ -16,6 +16,7 @@ they happen.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from dsd.run.training.precision import Precision
 from dsd.run.training.recorder import RunRecorder
 from dsd.run.training.signals import stop_on_signals
 from dsd.run.training.state import Position, RunState, seed_everything
-from dsd.schedule import Schedule
+from dsd.schedule import Phase, Schedule
 from dsd.taskkit.adapter import TaskAdapter
 from dsd.taskkit.weights import load_model_weights
 
@@ -61,6 +62,7 @@ class RunPlan:
     hooks: list[LoopHook] = field(default_factory=list)
     criterion: str = "magnitude"  # each sparse phase's mask (``random``: the mask ablation)
     restart: str = "zero"  # how pruned weights restart at re-dense (``reinit``: the restart ablation)
+    reset_state: str = "restored"  # whose optimizer state re-dense restarts (``all``: AC/DC's reset)
 
     def ablation(self, seed: int, phase: int) -> dict[str, dict[str, Any]]:
         """The engine's arguments for an ablation's ``prune()`` and ``redense()`` (none for DSD).
@@ -69,14 +71,30 @@ class RunPlan:
         generator = torch.Generator().manual_seed(seed * 1000 + phase)
         mask = {"criterion": self.criterion, "generator": generator} if self.criterion != "magnitude" else {}
         restart = {"restart": self.restart, "generator": generator} if self.restart != "zero" else {}
-        return {"prune": mask, "redense": restart}
+        reset = {"reset_state": self.reset_state} if self.reset_state != "restored" else {}
+        return {"prune": mask, "redense": restart | reset}
 
 
 def phase_step_counts(schedule: Schedule, batches_per_epoch: int) -> list[int]:
     """Optimizer steps of each phase (at least one), for ``batches_per_epoch`` (1 for a schedule
-    in steps)."""
+    in steps). A piece of a longer phase (``Phase.span``, AC/DC's) gets its share of that phase's
+    steps, counted from the phase's start, so that the pieces of one phase train exactly as many
+    steps as the phase itself does in DSD and the control: equal compute, step for step."""
     per_unit = 1 if schedule.unit == "steps" else batches_per_epoch
-    return [max(1, round(p.length * per_unit)) for p in schedule.phases]
+
+    def steps_to(phase: Phase, progress: float) -> int:
+        """Steps of ``phase``'s whole curve up to ``progress`` into it (its end: what it has whole)."""
+        whole = max(1, round(phase.span * per_unit))
+        if progress >= phase.span * (1 - 1e-9):
+            return whole
+        return min(whole, math.floor(progress * per_unit + 0.5 + 1e-6))  # a half rounds up, always
+
+    return [
+        steps_to(p, p.offset + p.length) - steps_to(p, p.offset)
+        if p.span
+        else max(1, round(p.length * per_unit))
+        for p in schedule.phases
+    ]
 
 
 class RunLoop:

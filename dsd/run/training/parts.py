@@ -51,8 +51,9 @@ class RunParts:
     ) -> SparsityReport | None:
         """Make the engine match a phase that starts: re-dense out of a sparse phase, prune into
         one (with an ablation's arguments), telling ``notify`` each moment (``redensed``,
-        ``before_prune``, ``pruned``). Returns the pruning report, or None when nothing was pruned."""
-        if self.engine is None:
+        ``before_prune``, ``pruned``). Returns the pruning report, or None when nothing was pruned.
+        A phase that continues the previous one (``Phase.joined``) keeps the engine as it is."""
+        if self.engine is None or phase.joined:
             return None
         if self.engine.is_sparse:
             self.engine.redense(**ablation["redense"])

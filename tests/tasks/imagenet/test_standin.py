@@ -136,3 +136,39 @@ def test_standin_study_end_to_end(standin: Path, tmp_path: Path) -> None:
     for name in ("layer1.0.conv1.weight", "layer4.1.conv2.weight", "fc.weight"):
         assert int((sparse[name] == 0).sum()) == round(sparse[name].numel() * 0.3), name
     assert (runs["dsd"] / "histograms.json").is_file()
+
+
+@pytest.mark.parametrize("arch", ["vit_b_16", "convnext_tiny"])
+def test_todays_architectures_run_a_tiny_study_reduced_and_labelled_so(
+    standin: Path, tmp_path: Path, arch: str
+) -> None:
+    """ViT-B/16 and ConvNeXt-Tiny on the stand-in: their reduced configuration, named in the run's
+    setup notes (the tables' dataset label), AdamW, and the stated tensors pruned."""
+    recipe = "D:3steps@0.001 S30%:2steps@0.0001 D:2steps@1e-05"
+    task = ImageNetTask(
+        ImageNetConfig(arch=arch, recipe=recipe, batch_size=16, workers=1), None, standin.parent
+    )
+    folders = run_study(task, RunConfig(results_dir=tmp_path, progress=False))
+    runs = {files.read_json(f / "config.json")["method"]: f for f in folders}
+    result = files.read_json(runs["dsd"] / "result.json")
+    assert result["model"] == arch and any(note.startswith("reduced ") for note in result["setup"])
+    assert result["task_config"]["image_size"] == 32 and result["description"]["optimizer"].startswith(
+        "adamw"
+    )
+    sparse = torch.load(runs["dsd"] / "phase1.pt", weights_only=True)
+    pruned = {
+        "vit_b_16": ["encoder.layers.encoder_layer_0.self_attention.in_proj_weight", "heads.head.weight"],
+        "convnext_tiny": [
+            "features.1.0.block.0.weight",
+            "features.1.0.block.3.weight",
+            "classifier.2.weight",
+        ],
+    }[arch]
+    dense = {
+        "vit_b_16": ["conv_proj.weight", "class_token", "encoder.pos_embedding"],
+        "convnext_tiny": ["features.0.0.weight", "features.1.0.layer_scale"],
+    }[arch]
+    for name in pruned:
+        assert int((sparse[name] == 0).sum()) >= round(sparse[name].numel() * 0.3), name
+    for name in dense:
+        assert int((sparse[name] == 0).sum()) == 0, name
