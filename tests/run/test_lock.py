@@ -24,7 +24,6 @@ from dsd.run.lock import RunLock
 from tests.run.suite_process import (
     ROOT,
     assert_same_runs,
-    reference_study,
     start_suite,
     suite,
     toy_flags,
@@ -140,15 +139,7 @@ def test_a_takeover_puts_back_a_fresh_lock_taken_in_between(tmp_path: Path) -> N
     assert sorted(p.name for p in folder.path.iterdir()) == ["lock"]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The toy study of these tests, trained here in order: what every other way must give."""
-    results = tmp_path_factory.mktemp("reference")
-    reference_study(results, STEP_DELAY)
-    return results
-
-
-def test_two_identical_run_commands_at_once_train_each_run_once(tmp_path: Path, reference: Path) -> None:
+def test_two_identical_run_commands_at_once_train_each_run_once(tmp_path: Path, toy_reference: Path) -> None:
     command = ["run", *toy_flags(STEP_DELAY), "--results", "results", "--no-tables"]
     first = start_suite(command, tmp_path, tmp_path / "first.log")
     results = ResultsFolder.at(tmp_path / "results")
@@ -161,11 +152,11 @@ def test_two_identical_run_commands_at_once_train_each_run_once(tmp_path: Path, 
     assert not trained[0] & trained[1], trained  # ... never the same run
     assert len(trained[0] | trained[1]) == 6
     assert "is being trained by host" in logs[1]
-    assert_same_runs(reference, results.root)  # each metrics.jsonl clean, each run bit-identical
+    assert_same_runs(toy_reference, results.root)  # each metrics.jsonl clean, each run bit-identical
 
 
 def test_a_run_command_killed_mid_run_leaves_a_lock_the_next_one_takes_over(
-    tmp_path: Path, reference: Path
+    tmp_path: Path, toy_reference: Path
 ) -> None:
     command = ["run", *toy_flags(STEP_DELAY), "--results", "results", "--no-tables"]
     killed = start_suite(command, tmp_path, tmp_path / "killed.log")
@@ -179,4 +170,4 @@ def test_a_run_command_killed_mid_run_leaves_a_lock_the_next_one_takes_over(
     assert again.returncode == 0, again.stderr[-3000:]
     assert "its lock holder" in again.stderr and f"process {killed.pid} on" in again.stderr
     assert "resumed at step" in again.stderr
-    assert_same_runs(reference, results.root)
+    assert_same_runs(toy_reference, results.root)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.taskkit.config import param
 from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
 
 #: The environment that registers this task in a process of its own (with the repository on
@@ -59,7 +60,9 @@ class ToyConfig(TaskConfig):
     grad_clip: float = 1.0
     data_root: str = ""
     train_samples: int = 160
-    step_delay: float = 0.0  # seconds slept in each training step: a run long enough to watch
+    # Seconds slept in each training step: a run long enough to watch, cancel or meet. It changes
+    # no number the run trains, so it is kept out of the run's hash (as a location would be).
+    step_delay: float = param(0.0, "seconds slept per training step", path=True)
 
 
 class ToyTask(TaskAdapter):

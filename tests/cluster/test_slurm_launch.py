@@ -1,0 +1,156 @@
+"""``dsd-suite launch --launcher slurm`` against a real SLURM (a one-node cluster on this machine).
+
+The toy study (two seeds, 8 steps a phase) is launched as SLURM jobs through submitit: one job per
+run, each branch after its baseline's job, the closing report after all; ``status`` follows it
+while jobs wait, run and end; every run must end bit-identical to the same study trained in this
+process in order. A job cancelled mid-run is resumed from its checkpoint by launching again, and
+two launches at once train no run twice.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dsd.records import ResultsFolder, RunFolder
+from dsd.records.jobs import FINISHED, INTERRUPTED, latest_job, read_job
+from dsd.records.layout import job_records
+from tests.run.suite_process import assert_same_runs, start_suite, suite, toy_flags, trained_by, wait_for
+
+pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.slow]
+#: The launch's own flags: short jobs, one core each (two at once on a 2-core machine).
+SLURM = ["--launcher", "slurm", "--time", "10", "--cpus-per-task", "1"]
+
+
+def launch(tmp_path: Path, step_delay: float, *more: str) -> dict[str, str]:
+    """Launch the toy study; returns run (or "report") -> its job id, as the launch printed."""
+    done = suite(["launch", *toy_flags(step_delay), "--results", "results", *SLURM, *more], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    jobs = re.findall(r"^job (\d+): (\S+)", done.stdout, flags=re.MULTILINE)
+    return {("report" if run == "tables," else run): job for job, run in jobs}
+
+
+def status(tmp_path: Path, *more: str) -> str:
+    done = suite(["status", "--results", "results", *more], tmp_path, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def training_lines(text: str) -> list[str]:
+    """The status lines of runs that train and have logged a step."""
+    return [line for line in text.splitlines() if "  running  " in line and "; step " in line]
+
+
+def line_of(text: str, run: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(run))
+
+
+def test_a_launched_study_runs_a_job_per_run_after_its_baseline_and_ends_bit_identical(
+    tmp_path: Path, toy_reference: Path
+) -> None:
+    jobs = launch(tmp_path, 0.3)
+    results = ResultsFolder.at(tmp_path / "results")
+    runs = [name for name in jobs if name != "report"]
+    assert len(runs) == 6 and "report" in jobs
+    # The dependencies, as submitit handed them to sbatch: each branch after its baseline's job,
+    # cancelled if that fails; the closing job after every run's job, however they end.
+    for run in runs:
+        script = (results.root / run / "jobs" / f"{jobs[run]}_submission.sh").read_text()
+        if "/baseline-" in run:
+            assert "--dependency" not in script, run
+            continue
+        baseline = next(b for b in runs if "/baseline-" in b and b.endswith(run[-5:]))
+        assert f"#SBATCH --dependency=afterok:{jobs[baseline]}\n" in script, script
+        assert "#SBATCH --kill-on-invalid-dep=yes" in script
+    report = (results.jobs / f"{jobs['report']}_submission.sh").read_text()
+    assert "#SBATCH --dependency=afterany:" + ":".join(jobs[r] for r in runs) in report
+    # While the baselines train, their branches wait in the queue; status says on what.
+    pending = status(tmp_path)
+    for run in runs:
+        if "/baseline-" not in run:
+            assert "waiting" in line_of(pending, run) and f"job {jobs[run]} queued" in line_of(pending, run)
+    squeue = subprocess.run(
+        ["squeue", "--noheader", "--format=%i %T %E"], capture_output=True, text=True
+    ).stdout
+    assert any(f"afterok:{jobs[b]}" in squeue for b in runs if "/baseline-" in b), squeue
+    # A run that trains is shown with its holder, its job and its last logged step.
+    seen: list[str] = []
+    wait_for(lambda: bool(seen.extend(training_lines(status(tmp_path))) or seen), 240, "a run to log a step")
+    assert re.search(r"host \S+ pid \d+ \(job \d+\) since .*; step \d+ \(\S+\), ", seen[0]), seen[0]
+    done = status(tmp_path, "--wait", "--every", "2")
+    assert done.count("  done  ") == 6 and "tables and report: job" in done, done
+    wait_for(lambda: latest_job(results.jobs).state == FINISHED, 240, "the closing job")
+    assert results.page.is_file() and (results.tables / "overview.md").is_file()
+    for run in runs:  # every branch started after its baseline had ended
+        record = latest_job(RunFolder(results.root / run).jobs)
+        assert record.state == FINISHED and record.log == f"{record.job_id}_0_log.out"
+        if record.waits_for:
+            assert record.started >= latest_job(RunFolder(results.root / record.waits_for).jobs).ended
+    assert_same_runs(toy_reference, results.root)
+
+
+def test_a_job_cancelled_mid_run_resumes_from_its_checkpoint_when_launched_again(
+    tmp_path: Path, toy_reference: Path
+) -> None:
+    jobs = launch(tmp_path, 0.3, "--no-tables")
+    results = ResultsFolder.at(tmp_path / "results")
+    dsd = next(run for run in jobs if "/dsd-" in run and run.endswith("seed0"))
+    folder = RunFolder(results.root / dsd)
+    wait_for(lambda: folder.checkpoint.is_file() and folder.lock.is_file(), 240, "the DSD run's checkpoint")
+    subprocess.run(["scancel", jobs[dsd]], check=True)
+    wait_for(lambda: latest_job(folder.jobs).state == INTERRUPTED, 120, "the cancelled job to say so")
+    stopped = status(tmp_path, "--wait", "--every", "2")
+    assert line_of(stopped, dsd).split()[1] == "stopped" and "interrupted" in line_of(stopped, dsd)
+    assert stopped.count("  done  ") == 5 and folder.checkpoint.is_file() and not folder.is_done
+    again = launch(tmp_path, 0.0, "--no-tables")
+    assert list(again) == [dsd]  # the five finished runs are reused, only the cancelled one resubmitted
+    status(tmp_path, "--wait", "--every", "2")
+    log = folder.job_log(again[dsd]).read_text()
+    assert "[toy mlp dsd seed0] resumed at step" in log, log[-2000:]
+    assert_same_runs(toy_reference, results.root)
+
+
+def test_two_launches_at_once_train_no_run_twice(tmp_path: Path, toy_reference: Path) -> None:
+    """While a plain ``run`` command trains one baseline (its lock held by a live process), two
+    launches start at once: neither submits that baseline, its branches' jobs wait for it, and
+    every run is trained by exactly one process, whichever launch's job got to it."""
+    flags = [*toy_flags(0.1), "--results", "results", "--no-tables"]
+    results = ResultsFolder.at(tmp_path / "results")
+    held = "runs/toy-mlp/baseline-c3f5e38b/seed1"  # the toy study's hash of it (toy_reference has it)
+    assert (toy_reference / held).is_dir()
+    holder = start_suite(["run", *toy_flags(1.0), "--results", "results", "--no-tables", "--only-run", held],
+                         tmp_path, tmp_path / "holder.log")  # fmt: skip
+    wait_for(lambda: RunFolder(results.root / held).lock.is_file(), 120, "the plain run to hold its baseline")
+    first = start_suite(["launch", *flags, *SLURM], tmp_path, tmp_path / "first.log")
+    second = start_suite(["launch", *flags, *SLURM], tmp_path, tmp_path / "second.log")
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0 and holder.wait(timeout=300) == 0
+    logs = [(tmp_path / name).read_text() for name in ("first.log", "second.log")]
+    for log in logs:
+        assert f"{held}: held by host" in log or f"{held}: done, reused" in log, log
+        assert not re.search(rf"^job \d+: {held}$", log, flags=re.MULTILINE), log  # never submitted
+    assert any(f"{held}: held by host" in log for log in logs), logs
+    status(tmp_path, "--wait", "--every", "2")
+    trainers: dict[str, list[str]] = {}
+    for folder in results.run_folders():
+        name = results.relative(folder)
+        for path in job_records(folder.jobs):
+            record = read_job(path)
+            if trained_by(folder.job_log(record.job_id).read_text()):
+                trainers.setdefault(name, []).append(f"job {record.job_id}")
+    if trained_by((tmp_path / "holder.log").read_text()):
+        trainers.setdefault(held, []).append("the plain run")
+    assert sorted(trainers) == run_folders_of(results) and all(len(t) == 1 for t in trainers.values()), (
+        trainers
+    )
+    assert trainers[held] == ["the plain run"]
+    waited = [folder for folder in results.run_folders() if "/seed1" in folder.path.as_posix()]
+    assert any("waits for its baseline" in f.job_log(latest_job(f.jobs).job_id).read_text()
+               for f in waited if latest_job(f.jobs) is not None)  # fmt: skip
+    assert_same_runs(toy_reference, results.root)
+
+
+def run_folders_of(results: ResultsFolder) -> list[str]:
+    return sorted(results.relative(folder) for folder in results.run_folders())
