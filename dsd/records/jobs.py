@@ -45,6 +45,8 @@ class JobRecord:
     ended: float = 0.0
     note: str = ""  # how it ended, in a line
     log: str = ""  # its log's file name, beside this record
+    launcher_host: str = ""  # where the launch ran (a local job lives only as long as its launcher)
+    launcher_pid: int = 0
     entry: str = ""  # the command line it runs, as ``module:function`` taking an argv list
     commands: list[list[str]] = field(default_factory=list)  # the argv lists it runs, in order
 

@@ -52,9 +52,12 @@ def run_status(
     results: ResultsFolder,
     baseline: RunFolder | None = None,
     stale_after_s: float = DEFAULT_STALE_S,
+    gone: frozenset[str] = frozenset(),
 ) -> RunStatus:
     """The state of the run in ``folder`` (``baseline``: the run it waits for, when known; else
-    read from its records)."""
+    read from its records). ``gone``: jobs known to have left their queue although their record
+    says queued or running (``dsd.run.launch.queue`` asks the scheduler; a caller that cannot
+    leaves it empty and the records are taken at their word)."""
     name = results.relative(folder)
     if folder.is_done:
         return RunStatus(name, DONE, _final(folder))
@@ -69,6 +72,11 @@ def run_status(
     if lock is not None:  # its holder is gone
         who = lock.holder.describe() if lock.holder is not None else "a process"
         return _failed(name, folder, job, f"its lock holder ({who}) is gone: {lock.gone}; {_resumes(folder)}")
+    if job is not None and job.job_id in gone and job.state in (QUEUED, REQUEUED):
+        why = "cancelled, its baseline's job failed, or its local launcher stopped"
+        return _failed(name, folder, job, f"job {job.job_id} left the queue without starting ({why})")
+    if job is not None and job.job_id in gone and job.state == RUNNING:
+        return _failed(name, folder, job, f"job {job.job_id} ended without saying how (killed?)")
     if job is not None:
         return _from_job(name, folder, job, baseline, results, stale_after_s)
     if folder.config.is_file():

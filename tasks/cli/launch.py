@@ -21,7 +21,8 @@ from dsd.records.jobs import FAILED
 from dsd.run.execute import prepare_study
 from dsd.run.launch.local import LocalOptions, launch_local
 from dsd.run.launch.plan import LaunchPlan, plan_launch
-from dsd.run.launch.slurm import SlurmOptions, check_slurm, slurm_alive, submit_slurm
+from dsd.run.launch.queue import gone_jobs
+from dsd.run.launch.slurm import SlurmOptions, check_slurm, submit_slurm
 from dsd.run.preflight import preflight
 from dsd.run.settings import RunConfig
 from dsd.run.study import study_recipe
@@ -120,8 +121,7 @@ def cmd_launch(argv: list[str]) -> int:
     else:
         recipes = [study_recipe(adapter, run.epochs_scale)]
     study, _, _ = prepare_study(adapter, run, recipes)
-    alive = slurm_alive if args.launcher == "slurm" else (lambda ids: set())
-    plan = plan_launch(study, [mode, *rest], run.lock_stale_minutes * 60, alive)
+    plan = plan_launch(study, [mode, *rest], run.lock_stale_minutes * 60, gone_jobs)
     closing = None
     if not study_args.no_tables:
         results = str(run.results_dir)

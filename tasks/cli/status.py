@@ -7,7 +7,9 @@
 Each run is done, running (who holds it, its job, its last logged step and metric), waiting (on
 what), failed (its log's last lines and where the rest is), stopped (checkpoint kept) or not
 started (``dsd.records.status``). With a task and ``run``'s flags it shows that study's runs
-(those not started included), found as ``plan`` finds them, without preparing anything.
+(those not started included), found as ``plan`` finds them, without preparing anything. Where
+``squeue`` answers, a job queued by its record but gone from SLURM's queue (cancelled before it
+started) is reported failed rather than waiting for ever.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import time
 
 from dsd.records import ResultsFolder, RunFolder
+from dsd.records.jobs import latest_job
 from dsd.records.lock import DEFAULT_STALE_S
 from dsd.records.status import (
     FAILED_,
@@ -28,6 +31,7 @@ from dsd.records.status import (
     study_jobs,
     tail,
 )
+from dsd.run.launch.queue import gone_jobs
 from tasks.cli import arguments
 from tasks.cli.errors import UsageError
 
@@ -91,7 +95,9 @@ def _statuses(
 ) -> list[RunStatus]:
     if runs is None:
         runs = [(folder, None) for folder in results.launched_folders()]
-    return [run_status(folder, results, baseline, stale) for folder, baseline in runs]
+    jobs = [job for job in (latest_job(folder.jobs) for folder, _ in runs) if job is not None]
+    gone = frozenset(gone_jobs(jobs))  # queued by their records, but not in the queue any more
+    return [run_status(folder, results, baseline, stale, gone) for folder, baseline in runs]
 
 
 def _summary(statuses: list[RunStatus]) -> str:

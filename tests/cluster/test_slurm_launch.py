@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dsd.records import ResultsFolder, RunFolder
-from dsd.records.jobs import FINISHED, INTERRUPTED, latest_job, read_job
+from dsd.records import ResultsFolder, RunFolder, read_lines
+from dsd.records.jobs import FINISHED, INTERRUPTED, REQUEUED, latest_job, read_job
 from dsd.records.layout import job_records
 from tests.run.suite_process import assert_same_runs, start_suite, suite, toy_flags, trained_by, wait_for
 
@@ -37,6 +37,22 @@ def status(tmp_path: Path, *more: str) -> str:
     done = suite(["status", "--results", "results", *more], tmp_path, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def early_in_its_run(folder: RunFolder) -> bool:
+    """The run trains, has checkpointed, and is less than halfway through its 16 steps."""
+    if not (folder.lock.is_file() and folder.checkpoint.is_file() and folder.metrics.is_file()):
+        return False
+    lines = read_lines(folder.metrics)
+    return bool(lines) and lines[-1].step <= 8
+
+
+def job_state(job_id: str) -> str:
+    """The job's state as ``squeue`` shows it ("" once it left the queue)."""
+    done = subprocess.run(
+        ["squeue", "--noheader", "--jobs", job_id, "--format=%T"], capture_output=True, text=True
+    )
+    return done.stdout.strip()
 
 
 def training_lines(text: str) -> list[str]:
@@ -92,24 +108,43 @@ def test_a_launched_study_runs_a_job_per_run_after_its_baseline_and_ends_bit_ide
     assert_same_runs(toy_reference, results.root)
 
 
-def test_a_job_cancelled_mid_run_resumes_from_its_checkpoint_when_launched_again(
+def test_a_preempted_job_requeues_itself_and_a_cancelled_one_resumes_when_launched_again(
     tmp_path: Path, toy_reference: Path
 ) -> None:
-    jobs = launch(tmp_path, 0.3, "--no-tables")
+    """The notice signal (SLURM's ``--signal``, sent before a time limit or at a preemption)
+    checkpoints the run and submitit requeues the job, which resumes; ``scancel`` checkpoints and
+    stops, and the same launch command resumes the run."""
+    jobs = launch(tmp_path, 0.5, "--no-tables")
     results = ResultsFolder.at(tmp_path / "results")
-    dsd = next(run for run in jobs if "/dsd-" in run and run.endswith("seed0"))
-    folder = RunFolder(results.root / dsd)
-    wait_for(lambda: folder.checkpoint.is_file() and folder.lock.is_file(), 240, "the DSD run's checkpoint")
-    subprocess.run(["scancel", jobs[dsd]], check=True)
-    wait_for(lambda: latest_job(folder.jobs).state == INTERRUPTED, 120, "the cancelled job to say so")
+    dsd = {seed: next(r for r in jobs if "/dsd-" in r and r.endswith(seed)) for seed in ("seed0", "seed1")}
+    folders = {seed: RunFolder(results.root / run) for seed, run in dsd.items()}
+    mid_run = lambda f: lambda: early_in_its_run(f)  # noqa: E731
+    # Seed 0's branches start first (lower job ids): notify seed 0's DSD job, cancel seed 1's.
+    notified, cancelled = dsd["seed0"], dsd["seed1"]
+    wait_for(mid_run(folders["seed0"]), 240, "the DSD run of seed 0 to checkpoint")
+    subprocess.run(["scancel", "--signal=USR2", jobs[notified]], check=True)  # what submitit's notice is
+    wait_for(lambda: latest_job(folders["seed0"].jobs).state == REQUEUED, 120, "the notified job to requeue")
+    assert "requeued" in line_of(status(tmp_path), notified)
+    # SLURM holds a requeued job back two minutes before it may start again; start it now.
+    wait_for(lambda: job_state(jobs[notified]) == "PENDING", 120, "the requeued job to be pending")
+    subprocess.run(["scontrol", "update", f"JobId={jobs[notified]}", "StartTime=now"], check=True)
+    wait_for(mid_run(folders["seed1"]), 240, "the DSD run of seed 1 to checkpoint")
+    subprocess.run(["scancel", jobs[cancelled]], check=True)
+    wait_for(
+        lambda: latest_job(folders["seed1"].jobs).state == INTERRUPTED, 120, "the cancelled job to say so"
+    )
     stopped = status(tmp_path, "--wait", "--every", "2")
-    assert line_of(stopped, dsd).split()[1] == "stopped" and "interrupted" in line_of(stopped, dsd)
-    assert stopped.count("  done  ") == 5 and folder.checkpoint.is_file() and not folder.is_done
+    assert line_of(stopped, cancelled).split()[1] == "stopped" and "interrupted" in line_of(
+        stopped, cancelled
+    )
+    assert stopped.count("  done  ") == 5 and folders["seed1"].checkpoint.is_file()
+    requeued = folders["seed0"].job_log(jobs[notified]).read_text()
+    assert requeued.count("Starting with JobEnvironment(job_id=") == 2 and "resumed at step" in requeued
     again = launch(tmp_path, 0.0, "--no-tables")
-    assert list(again) == [dsd]  # the five finished runs are reused, only the cancelled one resubmitted
+    assert list(again) == [cancelled]  # the finished runs reused, only the cancelled one resubmitted
     status(tmp_path, "--wait", "--every", "2")
-    log = folder.job_log(again[dsd]).read_text()
-    assert "[toy mlp dsd seed0] resumed at step" in log, log[-2000:]
+    log = folders["seed1"].job_log(again[cancelled]).read_text()
+    assert "[toy mlp dsd seed1] resumed at step" in log, log[-2000:]
     assert_same_runs(toy_reference, results.root)
 
 

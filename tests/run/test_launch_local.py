@@ -9,6 +9,7 @@ one line.
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from dsd.records import ResultsFolder, RunFolder, RunRecord
 from dsd.records.jobs import FAILED, FINISHED, QUEUED, JobRecord, latest_job, write_job
+from dsd.records.lock import this_host
 from dsd.records.run import write_record
 from dsd.run.lock import RunLock
 from tests.run.suite_process import ROOT, assert_same_runs, suite, suite_env, toy_flags
@@ -104,8 +106,15 @@ def test_status_reads_every_state_from_the_records_alone(tmp_path: Path) -> None
                                      note="exit code 1", log="41_0_log.out"))  # fmt: skip
     failed.job_log("41").write_text("starting\nTraceback (most recent call last):\nRuntimeError: boom\n")
     queued = RunFolder(results.root / "runs/toy-mlp/dense-control-d/seed0")
-    write_job(queued.jobs, JobRecord("42", "slurm", "runs/toy-mlp/dense-control-d/seed0", now, after=["40"],
-                                     waits_for="runs/toy-mlp/baseline-e/seed0", state=QUEUED))  # fmt: skip
+    write_job(queued.jobs, JobRecord("42", "local", "runs/toy-mlp/dense-control-d/seed0", now, after=["40"],
+                                     waits_for="runs/toy-mlp/baseline-e/seed0", state=QUEUED,
+                                     launcher_host=this_host(), launcher_pid=os.getpid()))  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    orphan = RunFolder(results.root / "runs/toy-mlp/dsd-f/seed0")  # its launcher died before it started
+    write_job(orphan.jobs, JobRecord("43", "local", "runs/toy-mlp/dsd-f/seed0", now, state=QUEUED,
+                                     launcher_host=this_host(), launcher_pid=int(dead.stdout)))  # fmt: skip
     code = (
         "import sys; from tasks.cli import main; code = main(sys.argv[1:]); "
         "assert 'torch' not in sys.modules, 'status imported torch'; sys.exit(code)"
@@ -127,5 +136,6 @@ def test_status_reads_every_state_from_the_records_alone(tmp_path: Path) -> None
         "waiting" in waiting
         and "job 42 queued, waits for its baseline runs/toy-mlp/baseline-e/seed0" in waiting
     )
-    assert done.stdout.rstrip().endswith("4 runs: 1 running, 1 waiting, 1 failed, 1 stopped")
+    assert "job 43 left the queue without starting" in lines["runs/toy-mlp/dsd-f/seed0"]
+    assert done.stdout.rstrip().endswith("5 runs: 1 running, 1 waiting, 2 failed, 1 stopped")
     assert stopped.config.is_file()

@@ -5,8 +5,8 @@ Launching is safe to repeat, because each run is looked at before anything is su
 - **done**: reused, no job;
 - **held**: a live process holds its lock (``dsd.records.lock``): not submitted again; the jobs
   of its branches wait for the holder's job when it is one;
-- **queued**: its last job is still waiting or running in the scheduler: not submitted again;
-  its branches' jobs wait for that job;
+- **queued**: its last job is still waiting or running (``dsd.run.launch.queue``): not submitted
+  again; its branches' jobs wait for that job;
 - anything else (new, failed, interrupted, a lock whose holder is gone): **submitted**, and its
   job resumes the run from its checkpoint where there is one.
 
@@ -18,18 +18,17 @@ rebuilds the same graph and trains exactly that run.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsd.records.jobs import QUEUED, REQUEUED, RUNNING, JobRecord, latest_job
+from dsd.records.jobs import QUEUED, JobRecord, latest_job
 from dsd.records.layout import job_log
-from dsd.records.lock import read_lock
+from dsd.records.lock import read_lock, this_host
+from dsd.run.launch.queue import MAYBE_ALIVE
 from dsd.run.study import PlannedRun, Study
-
-#: The states in which a job may still be alive in its scheduler.
-MAYBE_ALIVE = (QUEUED, RUNNING, REQUEUED)
 
 
 @dataclass
@@ -67,15 +66,16 @@ def plan_launch(
     study: Study,
     command: list[str],
     stale_after_s: float,
-    alive: Callable[[Iterable[str]], set[str]],
+    gone: Callable[[Iterable[JobRecord]], set[str]],
 ) -> LaunchPlan:
     """The jobs to submit for ``study``. ``command``: the launch's own command line for the
     suite (``run <task> <flags>`` or ``sweep ...``), which each job narrows to its run;
-    ``alive``: which of the given job ids the scheduler still holds (pending or running)."""
+    ``gone``: which of the given jobs, queued or running by their records, are not any more."""
     plan = LaunchPlan()
     waits_on: dict[str, str] = {}  # run key -> the job already in the scheduler its branches wait for
     last_jobs = {run.key: latest_job(run.folder.jobs) for run in study if run.folder is not None}
-    live = alive(r.job_id for r in last_jobs.values() if r is not None and r.state in MAYBE_ALIVE)
+    maybe = [r for r in last_jobs.values() if r is not None and r.state in MAYBE_ALIVE]
+    live = {r.job_id for r in maybe} - gone(maybe)
     for run in study:
         if run.folder is None:
             raise ValueError("a launched study needs its data's fingerprint: prepare the data first")
@@ -111,7 +111,7 @@ def queued_record(spec: JobSpec, job_id: str, launcher: str, entry: str, after: 
     """The record a launcher writes as it submits ``spec`` as ``job_id``."""
     return JobRecord(job_id, launcher, spec.name, time.time(), after=after, waits_for=spec.waits_for,
                      state=QUEUED, log=job_log(spec.run.folder.jobs, job_id).name, entry=entry,
-                     commands=spec.commands)  # fmt: skip
+                     commands=spec.commands, launcher_host=this_host(), launcher_pid=os.getpid())  # fmt: skip
 
 
 def closing_record(
@@ -119,4 +119,5 @@ def closing_record(
 ) -> JobRecord:
     """The record of the study's closing job (tables, figures, the report page)."""
     return JobRecord(job_id, launcher, "", time.time(), after=after, state=QUEUED,
-                     log=job_log(jobs_folder, job_id).name, entry=entry, commands=commands)  # fmt: skip
+                     log=job_log(jobs_folder, job_id).name, entry=entry, commands=commands,
+                     launcher_host=this_host(), launcher_pid=os.getpid())  # fmt: skip

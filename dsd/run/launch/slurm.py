@@ -18,7 +18,6 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,21 +82,6 @@ class SlurmOptions:
                 key, has_value, value = word[2:].partition("=")
                 extra[key.replace("-", "_")] = value if has_value else True
         return extra
-
-
-def slurm_alive(job_ids: Iterable[str]) -> set[str]:
-    """Which of ``job_ids`` SLURM still holds, pending or running (``squeue``)."""
-    ids = sorted(set(job_ids))
-    if not ids:
-        return set()
-    done = subprocess.run(["squeue", "--noheader", "--jobs", ",".join(ids), "--format=%i %T"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    alive = set()
-    for line in done.stdout.splitlines():
-        job, _, state = line.strip().partition(" ")
-        if state in ("PENDING", "RUNNING", "CONFIGURING", "REQUEUED", "SUSPENDED", "RESIZING"):
-            alive.add(job)
-    return alive
 
 
 def check_slurm() -> None:
