@@ -161,10 +161,7 @@ class RunLock:
         """Check that the lock is still ours and touch it (the heartbeat's one step)."""
         if self.holder is None:
             return
-        try:
-            current = LockHolder.from_text(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            current = None
+        current = self._current()
         if current is None or current.token != self.holder.token:
             who = current.describe() if current is not None else "no one"
             self.lost = f"the lock of {self.folder.path} was taken over (now held by {who})"
@@ -181,13 +178,17 @@ class RunLock:
             self._thread = None
         if self.holder is None:
             return
-        try:
-            current = LockHolder.from_text(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            current = None
+        current = self._current()
         if current is not None and current.token == self.holder.token:
             self.path.unlink(missing_ok=True)
         self.holder = None
+
+    def _current(self) -> LockHolder | None:
+        """Who holds the lock now, by its content (None: no lock, or an unreadable one)."""
+        try:
+            return LockHolder.from_text(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
 
     def __enter__(self) -> RunLock:
         state = self.acquire()

@@ -68,7 +68,9 @@ COMMANDS: dict[str, Command] = {
         "tasks.cli.tools:cmd_prepare",
         "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR",
     ),
-    "bench": Command("tasks.cli.tools:cmd_bench", "benchmarks: bench engine | loop | imagenet [flags]"),
+    "bench": Command(
+        "tasks.cli.tools:cmd_bench", "benchmarks: bench engine | loop | lock | imagenet | launch [flags]"
+    ),
 }
 
 
