@@ -100,9 +100,10 @@ $(TASK_TARGETS): %: $(STAMP)
 # them at once on this machine, LAUNCHER=slurm submits them (LAUNCH_ARGS: --partition, --account,
 # --gpus-per-run, --time, ...; see docs/cluster.md); `status --wait` then waits for the last job,
 # and the report rebuilds the tables and results/report.html. Relaunching reuses finished runs.
-# On a stand-in each study runs at PAPER_SCALE_<task> of its recipe (real data: the full recipe):
-# imagenet and flickr8k in full, speech at 0.6 as in the demo, so that the seven studies of one
-# seed take about half an hour on 2 CPU cores (README, Benchmarks). --deterministic: CPU runs
+# On a stand-in each study runs at PAPER_SCALE_<study> or PAPER_SCALE_<task> of its recipe (real
+# data: the full recipe): imagenet and flickr8k in full but VGG-16 (11x ResNet-18's time per
+# image at the stand-in's 32 px) at half, speech at 0.6 as in the demo, so that the seven studies
+# of one seed take about half an hour on 2 CPU cores (README, Benchmarks). --deterministic: CPU runs
 # resume bit-identically and both launchers give the same numbers (PAPER_ARGS= on GPUs).
 LAUNCHER ?= local
 PARALLEL ?= 1
@@ -111,6 +112,7 @@ PAPER_ARGS ?= --deterministic
 PAPER_STUDIES := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
 	flickr8k-captioning wsj-deepspeech wsj-deepspeech2
 PAPER_SCALE_imagenet ?= 1
+PAPER_SCALE_imagenet-vgg16 ?= 0.5
 PAPER_SCALE_flickr8k ?= 1
 PAPER_SCALE_wsj ?= 0.6
 PAPER_DATA_imagenet = $(IMAGENET_DIR)
@@ -118,7 +120,7 @@ PAPER_DATA_flickr8k = $(FLICKR8K_DIR)
 PAPER_DATA_wsj = $(WSJ_DIR)$(LIBRISPEECH_DIR)
 LAUNCH_local = --parallel $(PARALLEL)
 paper_task = $(firstword $(subst -, ,$(1)))
-paper_scale = $(if $(PAPER_DATA_$(call paper_task,$(1))),,--epochs-scale $(PAPER_SCALE_$(call paper_task,$(1))))
+paper_scale = $(if $(PAPER_DATA_$(call paper_task,$(1))),,--epochs-scale $(or $(PAPER_SCALE_$(1)),$(PAPER_SCALE_$(call paper_task,$(1)))))
 define paper_launch
 	$(SUITE) launch $(or $(STUDY_$(1)),$(subst -, --arch ,$(1))) --seeds $(SEEDS) --results $(RESULTS) \
 		$(call paper_scale,$(1)) $(PAPER_ARGS) --no-tables --launcher $(LAUNCHER) $(LAUNCH_$(LAUNCHER)) $(LAUNCH_ARGS) $(ARGS)

@@ -50,6 +50,9 @@ def launch_parser() -> argparse.ArgumentParser:
     local = parser.add_argument_group("--launcher local")
     local.add_argument("--parallel", type=int, default=1, metavar="N", help="runs at once (default: 1)")
     both = parser.add_argument_group("both launchers")
+    both.add_argument("--processes-per-run", type=int, default=0, metavar="P",
+                      help="processes (DDP ranks) of each run: default one per GPU, else one per node; "
+                      "more on CPUs runs a gloo DDP run")  # fmt: skip
     both.add_argument("--gpus-per-run", type=int, default=0, metavar="G",
                       help="GPUs of each run (slurm: over --nodes, a task per GPU; local: default the "
                       "visible GPUs shared out among --parallel runs)")  # fmt: skip
@@ -102,6 +105,7 @@ def cmd_launch(argv: list[str]) -> int:
         return 0
     args, rest = parser.parse_known_args(argv)
     for flag, value, least in (("--parallel", args.parallel, 1), ("--gpus-per-run", args.gpus_per_run, 0),
+                               ("--processes-per-run", args.processes_per_run, 0),
                                ("--nodes", args.nodes, 1), ("--cpus-per-task", args.cpus_per_task, 1),
                                ("--max-requeues", args.max_requeues, 0)):  # fmt: skip
         if value < least:
@@ -133,7 +137,8 @@ def cmd_launch(argv: list[str]) -> int:
         print("every run is done, held or queued: no run to submit")
     if args.launcher == "slurm":
         return _slurm(plan, args, run, closing)
-    records = launch_local(plan, LocalOptions(args.parallel, args.gpus_per_run), run.results, ENTRY, closing)
+    options = LocalOptions(args.parallel, args.gpus_per_run, args.processes_per_run)
+    records = launch_local(plan, options, run.results, ENTRY, closing)
     failed = [r for r in records if r.state == FAILED]
     print(
         f"\n{len(records)} jobs ended, {len(failed)} failed" + (": see `dsd-suite status`" if failed else "")
@@ -146,7 +151,8 @@ def _slurm(
 ) -> int:
     options = SlurmOptions(
         partition=args.partition, account=args.account, qos=args.qos, time_minutes=args.time,
-        nodes=args.nodes, gpus_per_run=args.gpus_per_run, cpus_per_task=args.cpus_per_task,
+        nodes=args.nodes, gpus_per_run=args.gpus_per_run, processes_per_run=args.processes_per_run,
+        cpus_per_task=args.cpus_per_task,
         mem=args.mem, max_requeues=args.max_requeues, sbatch=args.sbatch,
     )  # fmt: skip
     records = submit_slurm(plan, options, run.results, ENTRY, closing)

@@ -9,8 +9,10 @@ two launches at once train no run twice.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,15 @@ import pytest
 from dsd.records import ResultsFolder, RunFolder, read_lines
 from dsd.records.jobs import FINISHED, INTERRUPTED, REQUEUED, latest_job, read_job
 from dsd.records.layout import job_records
-from tests.run.suite_process import assert_same_runs, start_suite, suite, toy_flags, trained_by, wait_for
+from tests.run.suite_process import (
+    assert_same_runs,
+    start_suite,
+    suite,
+    suite_env,
+    toy_flags,
+    trained_by,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.slow]
 #: The launch's own flags: short jobs, one core each (two at once on a 2-core machine).
@@ -189,3 +199,27 @@ def test_two_launches_at_once_train_no_run_twice(tmp_path: Path, toy_reference: 
 
 def run_folders_of(results: ResultsFolder) -> list[str]:
     return sorted(results.relative(folder) for folder in results.run_folders())
+
+
+def test_a_run_of_two_processes_is_one_job_of_two_tasks_ranked_by_slurm(tmp_path: Path) -> None:
+    """``--processes-per-run 2``: each run is one SLURM job of two tasks; submitit's
+    ``TorchDistributedEnvironment`` gives them their ranks and rendezvous (no torchrun inside), and
+    the runs end bit-identical to the same study under ``torchrun --nproc_per_node=2``."""
+    flags = [*toy_flags(0.0, seeds="0"), "--no-tables"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "tasks.cli", "run", *flags, "--results", "reference"]  # fmt: skip
+    reference = subprocess.run(
+        torchrun, cwd=tmp_path, env=suite_env(), capture_output=True, text=True, timeout=600
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    jobs = launch(tmp_path, 0.0, "--seeds", "0", "--processes-per-run", "2", "--no-tables")
+    for run, job in jobs.items():
+        script = (tmp_path / "results" / run / "jobs" / f"{job}_submission.sh").read_text()
+        assert "#SBATCH --ntasks-per-node=2\n" in script and "torch.distributed.run" not in script
+    status(tmp_path, "--wait", "--every", "2")
+    for run, job in jobs.items():
+        log = RunFolder(tmp_path / "results" / run).job_log(job).read_text()
+        assert "global_rank=0(2)" in log, log[-2000:]  # submitit's view of the job: rank 0 of 2
+        result = json.loads((tmp_path / "results" / run / "result.json").read_text())
+        assert result["world_size"] == 2
+    assert_same_runs(tmp_path / "reference", tmp_path / "results")

@@ -42,6 +42,7 @@ class LocalOptions:
 
     parallel: int = 1
     gpus_per_run: int = 0  # 0: the visible GPUs shared out among the parallel runs (none on a CPU)
+    processes_per_run: int = 0  # 0: one per GPU, else one (a CPU run of several is gloo DDP)
 
 
 def visible_gpus() -> list[str]:
@@ -79,29 +80,25 @@ def launch_local(
     slots: queue.Queue[list[str]] = queue.Queue()
     for group in gpu_groups(options, visible_gpus()):
         slots.put(group)
-    threads = max(1, available_cores() // options.parallel)
+    processes = options.processes_per_run or 1
+    threads = max(1, available_cores() // (options.parallel * processes))
     stamp = f"local{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     ids = {spec.run.key: f"{stamp}-{n}" for n, spec in enumerate(plan.jobs)}
     for spec in plan.jobs:
         after = spec.after_jobs + [ids[key] for key in spec.after_runs]
         write_job(spec.run.folder.jobs, queued_record(spec, ids[spec.run.key], "local", entry, after))
-    ended = _run_in_order(plan.jobs, ids, slots, options.parallel, threads, results)
+    ended = _run_in_order(plan.jobs, ids, _JobRunner(slots, threads, processes, results), options.parallel)
     if closing is not None:
         job_id = f"{stamp}-report"
         write_job(
             results.jobs, closing_record(job_id, "local", entry, closing, list(ids.values()), results.jobs)
         )
-        ended.append(_run_job(results.jobs, job_id, slots, threads, results))
+        ended.append(_JobRunner(slots, threads, 1, results)(results.jobs, job_id))
     return ended
 
 
 def _run_in_order(
-    specs: list[JobSpec],
-    ids: dict[str, str],
-    slots: queue.Queue,
-    parallel: int,
-    threads: int,
-    results: ResultsFolder,
+    specs: list[JobSpec], ids: dict[str, str], run: _JobRunner, parallel: int
 ) -> list[JobRecord]:
     """Start each job once what it waits for ended well, at most one per slot at a time."""
     state: dict[str, str] = {}  # run key -> how its job ended
@@ -117,8 +114,7 @@ def _run_in_order(
                     ended.append(_never_started(spec, ids[spec.run.key]))
                 elif all(state.get(key) in ENDED_WELL for key in spec.after_runs) and len(running) < parallel:
                     waiting.remove(spec)
-                    folder, job_id = spec.run.folder.jobs, ids[spec.run.key]
-                    running[pool.submit(_run_job, folder, job_id, slots, threads, results)] = spec
+                    running[pool.submit(run, spec.run.folder.jobs, ids[spec.run.key])] = spec
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in done:
                 spec = running.pop(future)
@@ -130,34 +126,42 @@ def _run_in_order(
     return ended
 
 
-def _run_job(
-    jobs_folder: Path, job_id: str, slots: queue.Queue, threads: int, results: ResultsFolder
-) -> JobRecord:
-    """One job as a process (under ``torchrun`` on several GPUs), on a slot's GPUs; its record after."""
-    gpus = slots.get()
-    try:
-        env = {
-            **os.environ,
-            "DSD_JOB_ID": job_id,
-            "OMP_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads),
-        }
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        job = ["-m", "dsd.run.launch.job", str(jobs_folder), str(results.root)]
-        if len(gpus) > 1:
-            job = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={len(gpus)}", *job]
+@dataclass
+class _JobRunner:
+    """Runs one job as a process on a free slot's GPUs (under ``torchrun`` for several processes),
+    its threads set; returns its record once it ended."""
+
+    slots: queue.Queue
+    threads: int
+    processes: int
+    results: ResultsFolder
+
+    def __call__(self, jobs_folder: Path, job_id: str) -> JobRecord:
+        gpus = self.slots.get()
         log = job_log(jobs_folder, job_id)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
-            subprocess.run([sys.executable, *job], env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
-    finally:
-        slots.put(gpus)
-    record = read_job(job_record(jobs_folder, job_id))
-    if record.state not in ENDED:  # killed before it could say how it ended
-        record = replace(record, state=FAILED, ended=time.time(), note=f"the process died; see {log.name}")
-        write_job(jobs_folder, record)
-    return record
+        try:
+            env = {**os.environ, "DSD_JOB_ID": job_id, "OMP_NUM_THREADS": str(self.threads),
+                   "MKL_NUM_THREADS": str(self.threads)}  # fmt: skip
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+            job = ["-m", "dsd.run.launch.job", str(jobs_folder), str(self.results.root)]
+            processes = len(gpus) if gpus else self.processes
+            if processes > 1:
+                job = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *job]
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:
+                subprocess.run(
+                    [sys.executable, *job], env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+                )
+        finally:
+            self.slots.put(gpus)
+        record = read_job(job_record(jobs_folder, job_id))
+        if record.state not in ENDED:  # killed before it could say how it ended
+            record = replace(
+                record, state=FAILED, ended=time.time(), note=f"the process died; see {log.name}"
+            )
+            write_job(jobs_folder, record)
+        return record
 
 
 def _never_started(spec: JobSpec, job_id: str) -> JobRecord:

@@ -39,6 +39,7 @@ class SlurmOptions:
     time_minutes: int = 24 * 60
     nodes: int = 1
     gpus_per_run: int = 0
+    processes_per_run: int = 0  # 0: one per GPU, else one per node (a CPU run of several is gloo DDP)
     cpus_per_task: int = 1
     mem: str = ""  # sbatch's --mem (per node), e.g. 32G; "": the partition's default
     max_requeues: int = 3
@@ -46,12 +47,22 @@ class SlurmOptions:
     sbatch: list[str] = field(default_factory=list)  # any other sbatch option, as --name=value
 
     def tasks_per_node(self) -> int:
-        """One task (process) per GPU, else one."""
+        """One task (process, DDP rank) per GPU, else ``processes_per_run`` (one per node)."""
         if self.gpus_per_run and self.gpus_per_run % self.nodes:
             raise ConfigError(
                 f"--gpus-per-run {self.gpus_per_run} does not split evenly over --nodes {self.nodes}"
             )
-        return max(1, self.gpus_per_run // self.nodes)
+        processes = self.processes_per_run or self.gpus_per_run or self.nodes
+        if self.gpus_per_run and processes != self.gpus_per_run:
+            raise ConfigError(
+                f"--processes-per-run {processes} with --gpus-per-run {self.gpus_per_run}: a run has one "
+                "process per GPU; leave --processes-per-run out"
+            )
+        if processes % self.nodes:
+            raise ConfigError(
+                f"--processes-per-run {processes} does not split evenly over --nodes {self.nodes}"
+            )
+        return processes // self.nodes
 
     def parameters(self, name: str) -> dict[str, Any]:
         """submitit's ``SlurmExecutor`` parameters of one job."""
@@ -117,7 +128,7 @@ def submit_slurm(
         records.append(record)
     if closing is not None:
         after = [*ids.values(), *plan.queued.values()]
-        closing_options = replace(options, gpus_per_run=0, nodes=1)
+        closing_options = replace(options, gpus_per_run=0, processes_per_run=1, nodes=1)
         job_id = _submit(submitit, results.jobs, closing_options, "dsd-report", after, "afterany", results)
         record = closing_record(job_id, "slurm", entry, closing, after, results.jobs)
         write_job(results.jobs, record)
