@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dsd.files import atomic_write_text
 from dsd.records import ResultsFolder, RunFolder
 from dsd.records.lock import LockHolder, read_lock
 from dsd.run.lock import RunLock
@@ -43,8 +44,7 @@ def holder(host: str = "elsewhere", job: str = "", start: int = 0, token: str = 
 
 def plant(folder: RunFolder, who: LockHolder, age_s: float = 0.0) -> None:
     """A lock of ``who`` whose last heartbeat was ``age_s`` seconds ago."""
-    folder.path.mkdir(parents=True, exist_ok=True)
-    folder.lock.write_text(who.to_text())
+    atomic_write_text(folder.lock, who.to_text())  # whole, as a real taker's link makes it appear
     then = time.time() - age_s
     os.utime(folder.lock, (then, then))
 

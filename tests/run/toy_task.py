@@ -61,8 +61,8 @@ class ToyConfig(TaskConfig):
     data_root: str = ""
     train_samples: int = 160
     # Seconds slept in each training step: a run long enough to watch, cancel or meet. It changes
-    # no number the run trains, so it is kept out of the run's hash (as a location would be).
-    step_delay: float = param(0.0, "seconds slept per training step", path=True)
+    # no number the run trains, so it is kept out of the run's identity.
+    step_delay: float = param(0.0, "seconds slept per training step", identity=False)
 
 
 class ToyTask(TaskAdapter):
