@@ -172,7 +172,7 @@ def _final(folder: RunFolder) -> str:
 
 
 def _last_line(folder: RunFolder) -> str:
-    """The run's last logged step, with its loss or its metrics."""
+    """The run's last logged step with its loss, and its last evaluation."""
     try:
         lines = read_lines(folder.metrics) if folder.metrics.is_file() else []
     except ValueError:
@@ -180,11 +180,15 @@ def _last_line(folder: RunFolder) -> str:
     if not lines:
         return "nothing logged yet"
     last = lines[-1]
-    if isinstance(last, TrainLine):
-        return f"step {last.step} ({last.phase_label}), loss {last.train_loss:.4g}"
-    assert isinstance(last, EvalLine)
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.metrics.items())
-    return f"step {last.step} ({last.phase_label}), {last.split} {shown}"
+    shown = f"step {last.step} ({last.phase_label})"
+    loss = next((line for line in reversed(lines) if isinstance(line, TrainLine)), None)
+    if loss is not None:
+        shown += f", loss {loss.train_loss:.4g}"
+    evaluation = next((line for line in reversed(lines) if isinstance(line, EvalLine)), None)
+    if evaluation is not None:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in evaluation.metrics.items())
+        shown += f"; {evaluation.split} {metrics} at step {evaluation.step}"
+    return shown
 
 
 def _resumes(folder: RunFolder) -> str:
