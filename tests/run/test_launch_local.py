@@ -139,3 +139,21 @@ def test_status_reads_every_state_from_the_records_alone(tmp_path: Path) -> None
     assert "job 43 left the queue without starting" in lines["runs/toy-mlp/dsd-f/seed0"]
     assert done.stdout.rstrip().endswith("5 runs: 1 running, 1 waiting, 2 failed, 1 stopped")
     assert stopped.config.is_file()
+
+
+def test_a_failed_baseline_stops_its_branches_and_launching_again_resumes(tmp_path: Path) -> None:
+    """The baseline's job fails (its checkpoint is damaged): its branches never start, the launch
+    exits 1, status shows the failure with its log; launched again, every run is done."""
+    flags = [*toy_flags(0.0, seeds="0"), "--results", "results", "--launcher", "local", "--no-tables"]
+    baseline = RunFolder(tmp_path / "results" / "runs/toy-mlp/baseline-c3f5e38b/seed0")
+    baseline.path.mkdir(parents=True)
+    baseline.checkpoint.write_bytes(b"not a checkpoint")
+    failed = suite(["launch", *flags], tmp_path)
+    assert failed.returncode == 1 and "3 jobs ended, 3 failed" in failed.stdout, failed.stdout + failed.stderr
+    shown = suite(["status", "--results", "results"], tmp_path).stdout
+    assert "cannot load" in shown and "the last lines of" in shown, shown
+    assert shown.count("not started: the job of runs/toy-mlp/baseline-c3f5e38b/seed0 failed") == 2, shown
+    baseline.checkpoint.unlink()
+    again = suite(["launch", *flags], tmp_path)
+    assert again.returncode == 0 and "3 jobs ended, 0 failed" in again.stdout, again.stdout + again.stderr
+    assert suite(["status", "--results", "results"], tmp_path).stdout.rstrip().endswith("3 runs: 3 done")

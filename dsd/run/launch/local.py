@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dsd.errors import ConfigError
 from dsd.records import ResultsFolder
-from dsd.records.jobs import ENDED, FAILED, FINISHED, SKIPPED, JobRecord, read_job, write_job
+from dsd.records.jobs import ENDED, FAILED, FINISHED, INTERRUPTED, SKIPPED, JobRecord, read_job, write_job
 from dsd.records.layout import job_log, job_record
 from dsd.run.launch.plan import JobSpec, LaunchPlan, closing_record, queued_record
 from dsd.taskkit.environment import available_cores
@@ -100,29 +100,40 @@ def launch_local(
 def _run_in_order(
     specs: list[JobSpec], ids: dict[str, str], run: _JobRunner, parallel: int
 ) -> list[JobRecord]:
-    """Start each job once what it waits for ended well, at most one per slot at a time."""
+    """Start each job once what it waits for ended well, at most ``parallel`` at a time. A job
+    whose baseline's job ended otherwise never starts; a Ctrl-C leaves the jobs not started yet
+    marked so (the running ones get it too, checkpoint and stop) and the same launch resumes."""
     state: dict[str, str] = {}  # run key -> how its job ended
     waiting = list(specs)
     running: dict[Future, JobSpec] = {}
     ended: list[JobRecord] = []
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        while waiting or running:
-            for spec in list(waiting):
-                if any(state.get(key) == FAILED for key in spec.after_runs):
-                    waiting.remove(spec)
-                    state[spec.run.key] = FAILED
-                    ended.append(_never_started(spec, ids[spec.run.key]))
-                elif all(state.get(key) in ENDED_WELL for key in spec.after_runs) and len(running) < parallel:
-                    waiting.remove(spec)
-                    running[pool.submit(run, spec.run.folder.jobs, ids[spec.run.key])] = spec
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in done:
-                spec = running.pop(future)
-                record = future.result()
-                state[spec.run.key] = record.state if record.state in ENDED else FAILED
-                ended.append(record)
-                note = f": {record.note}" if record.note else ""
-                print(f"{spec.name}: job {record.job_id} {record.state}{note}", flush=True)
+        try:
+            while waiting or running:
+                for spec in list(waiting):
+                    after = [state.get(key) for key in spec.after_runs]
+                    bad = next((s for s in after if s is not None and s not in ENDED_WELL), None)
+                    if bad is not None:
+                        waiting.remove(spec)
+                        state[spec.run.key] = FAILED
+                        why = f"the job of {spec.waits_for} {bad}"
+                        ended.append(_never_started(spec, ids[spec.run.key], FAILED, why))
+                        print(f"{spec.name}: not started: {why}", flush=True)
+                    elif all(s in ENDED_WELL for s in after) and len(running) < parallel:
+                        waiting.remove(spec)
+                        running[pool.submit(run, spec.run.folder.jobs, ids[spec.run.key])] = spec
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec = running.pop(future)
+                    record = future.result()
+                    state[spec.run.key] = record.state if record.state in ENDED else FAILED
+                    ended.append(record)
+                    note = f": {record.note}" if record.note else ""
+                    print(f"{spec.name}: job {record.job_id} {record.state}{note}", flush=True)
+        except KeyboardInterrupt:
+            for spec in waiting:
+                _never_started(spec, ids[spec.run.key], INTERRUPTED, "the launch was interrupted")
+            raise
     return ended
 
 
@@ -164,11 +175,9 @@ class _JobRunner:
         return record
 
 
-def _never_started(spec: JobSpec, job_id: str) -> JobRecord:
-    """The record of a job whose baseline's job failed: it never starts."""
+def _never_started(spec: JobSpec, job_id: str, state: str, note: str) -> JobRecord:
+    """The record of a job that never starts, and why (``note``)."""
     record = read_job(job_record(spec.run.folder.jobs, job_id))
-    record = replace(
-        record, state=FAILED, ended=time.time(), note=f"not started: the job of {spec.waits_for} failed"
-    )
+    record = replace(record, state=state, ended=time.time(), note=f"not started: {note}")
     write_job(spec.run.folder.jobs, record)
     return record
