@@ -156,10 +156,10 @@ class StudyWalk:
                 continue
             if run.baseline is not None and not run.baseline.is_done:
                 why, held = self._baseline_wait(run.baseline)
-                self._note(run, why)
+                self._note(run, why, self.wait and held)
                 waiting_on_held |= held
                 continue
-            if self._take(run):
+            if self._take(run, self.wait):
                 return Step("train", run.key)
             waiting_on_held = True
         return Step("wait") if self.wait and waiting_on_held else Step("stop")
@@ -175,21 +175,22 @@ class StudyWalk:
                 return Step("fail", note=f"{self._name(run)} needs its baseline {self._name(run.baseline)}, "
                             "which is not done and which no process trains (did its job fail? "
                             "`dsd-suite status` says); launch the study again")  # fmt: skip
-            self._note(run, why)
+            self._note(run, why, waiting=True)
             return Step("wait")
-        if self._take(run):
+        if self._take(run, self.wait):
             return Step("train", run.key)
         return Step("wait") if self.wait else Step("stop")
 
-    def _take(self, run: PlannedRun) -> bool:
-        """Take ``run``'s lock; when a live process holds it, say so and leave the run to it."""
+    def _take(self, run: PlannedRun, waiting: bool = False) -> bool:
+        """Take ``run``'s lock; when a live process holds it, say so and leave the run to it (or,
+        ``waiting``, say that this process waits for it)."""
         lock = RunLock(run.folder, self.stale_after_s)
         state = lock.acquire()
         if state is None:
             self.lock = lock
             return True
         who = state.holder.describe() if state.holder is not None else "another process"
-        self._note(run, f"is being trained by {who}")
+        self._note(run, f"is being trained by {who}", waiting)
         return False
 
     def _baseline_wait(self, baseline: PlannedRun) -> tuple[str, bool]:
@@ -200,13 +201,13 @@ class StudyWalk:
             return f"waits for its baseline {self._name(baseline)}, trained by {who}", True
         return f"waits for its baseline {self._name(baseline)}, not done yet", False
 
-    def _note(self, run: PlannedRun, why: str) -> None:
-        """Remember why ``run`` is left, and say it once."""
+    def _note(self, run: PlannedRun, why: str, waiting: bool = False) -> None:
+        """Remember why ``run`` is left, and say it once, with what this process does about it."""
         self.outcome.left[run.key] = why
         line = f"{self._name(run)} {why}"
         if line not in self._said:
             self._said.add(line)
-            action = "waiting" if (self.wait or self.only) else "moving on"
+            action = "waiting" if waiting else ("leaving it to its holder" if self.only else "moving on")
             print(f"{line}: {action}", file=sys.stderr, flush=True)
 
     def _name(self, run: PlannedRun) -> str:
