@@ -37,7 +37,7 @@ endif
 TASK_TARGETS := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
 	imagenet-alexnet imagenet-squeezenet imagenet-vit_b_16 imagenet-convnext_tiny \
 	flickr8k-captioning wsj-deepspeech wsj-deepspeech2
-.PHONY: help install test lint bench demo tables figures report standin-study sweep-imagenet-resnet18 \
+.PHONY: help install test lint bench demo paper tables figures report standin-study sweep-imagenet-resnet18 \
 	ablations-imagenet-resnet18 rivals-imagenet-resnet18 $(TASK_TARGETS)
 
 help:
@@ -47,6 +47,9 @@ help:
 	@echo "make bench     engine benchmarks (results/bench/)"
 	@echo "make tables    regenerate results/tables/ from results/runs/"
 	@echo "make report    tables, figures, then one self-contained page: results/report.html"
+	@echo "make paper     the paper's Table 1 (seven studies) over SEEDS, launched by LAUNCHER=local|slurm"
+	@echo "               (PARALLEL=N runs at once with local; LAUNCH_ARGS='--partition gpu ...' for slurm),"
+	@echo "               then the tables and results/report.html; on the stand-ins where no dataset is set"
 	@echo "make standin-study   every task's study on its stand-in, seeds 0,1,2, then the tables"
 	@echo "make sweep-imagenet-resnet18 | ablations-imagenet-resnet18 | rivals-imagenet-resnet18   beyond the paper"
 	@echo "make <study>   a study (baseline, DSD, dense control), <study> one of:"
@@ -92,6 +95,42 @@ STUDY_imagenet-squeezenet := imagenet --arch squeezenet1_0
 STUDY_flickr8k-captioning := flickr8k
 $(TASK_TARGETS): %: $(STAMP)
 	$(RUN) run $(or $(STUDY_$*),$(subst -, --arch ,$*)) --seeds $(SEEDS) $(ARGS) $(RESULTS_FLAG)
+
+# ---------------------------------------------------------------- the paper's Table 1, launched
+# Every study of Table 1 over SEEDS as jobs (dsd-suite launch): LAUNCHER=local runs PARALLEL of
+# them at once on this machine, LAUNCHER=slurm submits them (LAUNCH_ARGS: --partition, --account,
+# --gpus-per-run, --time, ...; see docs/cluster.md); `status --wait` then waits for the last job,
+# and the report rebuilds the tables and results/report.html. Relaunching reuses finished runs.
+# On a stand-in each study runs at PAPER_SCALE_<study> or PAPER_SCALE_<task> of its recipe (real
+# data: the full recipe): imagenet and flickr8k in full but VGG-16 (11x ResNet-18's time per
+# image at the stand-in's 32 px) at half, speech at 0.6 as in the demo, so that the seven studies
+# of one seed take about half an hour on 2 CPU cores (README, Benchmarks). --deterministic: CPU runs
+# resume bit-identically and both launchers give the same numbers (PAPER_ARGS= on GPUs).
+LAUNCHER ?= local
+PARALLEL ?= 1
+LAUNCH_ARGS ?=
+PAPER_ARGS ?= --deterministic
+PAPER_STUDIES := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
+	flickr8k-captioning wsj-deepspeech wsj-deepspeech2
+PAPER_SCALE_imagenet ?= 1
+PAPER_SCALE_imagenet-vgg16 ?= 0.5
+PAPER_SCALE_flickr8k ?= 1
+PAPER_SCALE_wsj ?= 0.6
+PAPER_DATA_imagenet = $(IMAGENET_DIR)
+PAPER_DATA_flickr8k = $(FLICKR8K_DIR)
+PAPER_DATA_wsj = $(WSJ_DIR)$(LIBRISPEECH_DIR)
+LAUNCH_local = --parallel $(PARALLEL)
+paper_task = $(firstword $(subst -, ,$(1)))
+paper_scale = $(if $(PAPER_DATA_$(call paper_task,$(1))),,--epochs-scale $(or $(PAPER_SCALE_$(1)),$(PAPER_SCALE_$(call paper_task,$(1)))))
+define paper_launch
+	$(SUITE) launch $(or $(STUDY_$(1)),$(subst -, --arch ,$(1))) --seeds $(SEEDS) --results $(RESULTS) \
+		$(call paper_scale,$(1)) $(PAPER_ARGS) --no-tables --launcher $(LAUNCHER) $(LAUNCH_$(LAUNCHER)) $(LAUNCH_ARGS) $(ARGS)
+
+endef
+paper: $(STAMP)
+	$(foreach study,$(PAPER_STUDIES),$(call paper_launch,$(study)))
+	$(SUITE) status --results $(RESULTS) --wait
+	$(SUITE) report --results $(RESULTS)
 
 # ---------------------------------------------------------------- beyond the paper
 # Every task's study on its stand-in with three seeds, then the tables and figures: the README's

@@ -6,6 +6,8 @@ opt in with ``pytestmark = pytest.mark.usefixtures("single_thread")``.
 
 ``place``: an empty working folder with no dataset variables set, for command-line tests.
 
+``toy_reference``: the toy study of the lock and launcher tests, trained once per session.
+
 ``read_only_folder``: a folder nothing may be written to. Root writes through any mode bits, so
 as root (CI) it is a read-only tmpfs mounted for the test; otherwise a folder of mode 0555.
 """
@@ -56,3 +58,14 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def toy_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The toy study that the lock and launcher tests run as separate processes, trained here
+    in order (``tests.run.suite_process``): what every other way of running it must give."""
+    from tests.run.suite_process import reference_study
+
+    results = tmp_path_factory.mktemp("toy-reference")
+    reference_study(results)
+    return results

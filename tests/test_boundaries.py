@@ -132,6 +132,7 @@ def test_import_dsd_loads_only_the_engine() -> None:
 
 def test_the_records_load_neither_torch_nor_pandas() -> None:
     code = "import dsd.records, dsd.records.sweep, dsd.records.figures, dsd.records.histograms, sys; "
+    code += "import dsd.records.lock, dsd.records.jobs, dsd.records.status; "
     code += "print(sorted({'torch', 'pandas', 'numpy', 'matplotlib'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

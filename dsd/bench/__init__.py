@@ -12,4 +12,6 @@ per module:
   the machine a result was measured on.
 - ``loop``: the loop-overhead benchmark (``python -m dsd.bench.loop``): what the training loop
   adds per step beside a bare PyTorch loop.
+- ``lock``: what a run's lock costs (``python -m dsd.bench.lock``): taking it, a heartbeat and
+  releasing it, on any folder (the shared file system the results live on).
 """

@@ -9,6 +9,10 @@ report reads results without them.
 - ``histograms``: ``histograms.json``, the paper's Figure 4 moments.
 - ``sweep``: a sparsity sweep's manifest.
 - ``figures``: the figures folder's index (which figure shows which study).
+- ``lock``: a run's lock as read: who holds it, and whether that holder is gone.
+- ``jobs``: a launched job's record (its commands, when it was queued, started and ended, how).
+- ``status``: where a run stands (done, running, waiting, failed, stopped, not started), from its
+  folder alone (``dsd-suite status``).
 
 The ``done`` marker is ``RunFolder.mark_done`` / ``RunFolder.is_done``.
 """

@@ -4,6 +4,7 @@ A results folder (``--results DIR``, default ``results/``) holds::
 
     runs/<task>-<model>/<method>-<hash8>/seed<N>/   one run (below)
     sweeps/<task>-<model>-<hash8>.json               a sparsity sweep's manifest (``dsd.records.sweep``)
+    jobs/                                            a launched study's closing report job
     tables/   figures/   report.html                 what the report writes
 
 and a run folder holds:
@@ -17,6 +18,10 @@ and a run folder holds:
 ``predictions/``    ``<split>.txt``: captions or transcripts of the last evaluation
 ``result.json``     the record plus what the run measured (``RunResult``)
 ``done``            written last: a folder without it is unfinished, whatever else it holds
+``lock``            while a process trains the run: who holds it (``dsd.records.lock``)
+``jobs/``           what launched the run: ``<job>.json`` per job (``dsd.records.jobs``) and
+                    its log, ``<job>_<task>_log.out`` (submitit's name; the local launcher
+                    writes the same)
 ==================  ==========================================================================
 
 A folder's name is for people; what a run is (its method, seed, hash, the baseline it started
@@ -38,6 +43,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 HISTOGRAMS_FILE = "histograms.json"
 PREDICTIONS_FOLDER = "predictions"
 TENSORBOARD_FOLDER = "tensorboard"
+LOCK_FILE = "lock"
+JOBS_FOLDER = "jobs"
 #: The files whose presence makes a folder a run folder (finished or not).
 RECORD_FILES = (CONFIG_FILE, METRICS_FILE, RESULT_FILE, DONE_MARKER)
 
@@ -46,6 +53,23 @@ SWEEPS_FOLDER = "sweeps"
 TABLES_FOLDER = "tables"
 FIGURES_FOLDER = "figures"
 REPORT_PAGE = "report.html"
+
+
+def job_log(jobs_folder: Path, job_id: str, task: int = 0) -> Path:
+    """The output of task ``task`` of job ``job_id`` in a ``jobs/`` folder: the name submitit
+    gives it (``<job>_<task>_log.out``), which the local launcher uses too."""
+    return Path(jobs_folder) / f"{job_id}_{task}_log.out"
+
+
+def job_record(jobs_folder: Path, job_id: str) -> Path:
+    """The record of job ``job_id`` in a ``jobs/`` folder (``<job>.json``)."""
+    return Path(jobs_folder) / f"{job_id}.json"
+
+
+def job_records(jobs_folder: Path) -> list[Path]:
+    """Every job record of a ``jobs/`` folder, in name order."""
+    folder = Path(jobs_folder)
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
 class _File:
@@ -71,6 +95,8 @@ class RunFolder:
     histograms = _File(HISTOGRAMS_FILE)
     tensorboard = _File(TENSORBOARD_FOLDER)
     done_marker = _File(DONE_MARKER)
+    lock = _File(LOCK_FILE)
+    jobs = _File(JOBS_FOLDER)
 
     @staticmethod
     def phase_weights_name(index: int) -> str:
@@ -82,6 +108,10 @@ class RunFolder:
 
     def predictions(self, split: str) -> Path:
         return self.path / PREDICTIONS_FOLDER / f"{split}.txt"
+
+    def job_log(self, job_id: str, task: int = 0) -> Path:
+        """The output of one task (rank) of a job: submitit's ``<job>_<task>_log.out``."""
+        return job_log(self.jobs, job_id, task)
 
     @property
     def is_done(self) -> bool:
@@ -131,6 +161,11 @@ class ResultsFolder:
     def sweeps(self) -> Path:
         return self.runs.parent / SWEEPS_FOLDER
 
+    @property
+    def jobs(self) -> Path:
+        """The jobs of the study as a whole (the closing report), beside the runs folder."""
+        return self.runs.parent / JOBS_FOLDER
+
     def run_folder(self, task: str, model: str, method: str, run_hash: str, seed: int) -> RunFolder:
         """``runs/<task>-<model>/<method>-<hash>/seed<N>``."""
         return RunFolder(self.runs / f"{task}-{model}" / f"{method}-{run_hash}" / f"seed{seed}")
@@ -148,6 +183,15 @@ class ResultsFolder:
         if not self.runs.is_dir():
             return []
         found = {p.parent for name in RECORD_FILES for p in self.runs.rglob(name) if p.is_file()}
+        return [RunFolder(path) for path in sorted(found)]
+
+    def launched_folders(self) -> list[RunFolder]:
+        """Every run folder under ``runs/``, also those a launcher has only queued a job for
+        (a ``jobs/`` folder and nothing else yet)."""
+        if not self.runs.is_dir():
+            return []
+        found = {f.path for f in self.run_folders()}
+        found |= {p.parent for p in self.runs.rglob(JOBS_FOLDER) if p.is_dir()}
         return [RunFolder(path) for path in sorted(found)]
 
     def relative(self, folder: RunFolder) -> str:

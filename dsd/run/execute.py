@@ -1,9 +1,10 @@
 """Running a study: prepare the data once, build the study's graph, and train its runs in order.
 
 Finished runs are found by their folder and reused, never retrained; unfinished ones resume from
-their checkpoint. Each run gets its record (``config.json``) from the planned run, the task and
-the data, and trains in the loop (``dsd.run.training.loop``). Under torchrun every rank walks the
-same graph; rank 0 prepares the data and writes the files.
+their checkpoint. Each run is trained under its lock (``dsd.run.walk``), so a run another process
+trains is left to it. Each run gets its record (``config.json``) from the planned run, the task
+and the data, and trains in the loop (``dsd.run.training.loop``). Under torchrun every rank walks
+the same graph; rank 0 prepares the data, holds the locks and writes the files.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from dsd.run import dist
 from dsd.run.settings import RunConfig
 from dsd.run.study import PlannedRun, Study, start_identity, study_recipe
 from dsd.run.training.histograms import HistogramCapture
+from dsd.run.training.hooks import LoopHook
 from dsd.run.training.loop import RunLoop, RunPlan
 from dsd.run.training.repair import damaged_result, reevaluate
+from dsd.run.walk import StudyWalk, WalkOutcome
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
 from dsd.taskkit.config import config_fields
@@ -54,9 +57,22 @@ class StartPoint:
 def run_study(adapter: TaskAdapter, run: RunConfig, recipe: Schedule | None = None) -> list[Path]:
     """Run (or reuse) every requested method for every seed; returns the requested runs' folders.
     ``recipe``: instead of the task's; scaled by ``run.epochs_scale``."""
+    return [folder.path for folder in train_study(adapter, run, recipe).requested]
+
+
+def train_study(
+    adapter: TaskAdapter,
+    run: RunConfig,
+    recipe: Schedule | None = None,
+    only: str = "",
+    train: bool = True,
+) -> WalkOutcome:
+    """``run_study``, saying which runs this process trained and which it left to others.
+    ``only``: train that run of the study alone (its folder relative to the results folder);
+    ``train`` False: train none (reuse the finished ones, as a study's closing job does)."""
     recipe = study_recipe(adapter, run.epochs_scale, recipe)
     study, data, start = prepare_study(adapter, run, [recipe])
-    return [folder.path for folder in train_runs(adapter, run, study, data, start)]
+    return train_runs(adapter, run, study, data, start, only, train)
 
 
 def prepare_study(
@@ -79,36 +95,52 @@ def prepare_study(
 
 
 def train_runs(
-    adapter: TaskAdapter, run: RunConfig, study: Study, data: PreparedData, start: StartPoint
-) -> list:
-    """Train every run of ``study`` not done yet, in its order; returns the requested runs' folders."""
+    adapter: TaskAdapter,
+    run: RunConfig,
+    study: Study,
+    data: PreparedData,
+    start: StartPoint,
+    only: str = "",
+    train: bool = True,
+) -> WalkOutcome:
+    """Train every run of ``study`` not done yet and held by no other process, in the graph's
+    order (``only``: that one run; ``train`` False: none); returns what was trained and what
+    was left to others."""
     info = dist.init_distributed(run.device)
-    for planned in study:
-        if planned.is_done:
-            _check_finished(adapter, run, planned, data, info)
-        else:
-            _train(adapter, run, planned, data, start, info)
-    return [planned.folder for planned in study.requested()]
+    walk = StudyWalk(study, run, info, only, train)
+    for planned in walk.finished():
+        _check_finished(adapter, run, planned, data, info, walk)
+    while (planned := walk.next_run()) is not None:
+        with walk.holding(planned) as guard:
+            _train(adapter, run, planned, data, start, info, guard)
+    return walk.outcome
 
 
 def _check_finished(
-    adapter: TaskAdapter, run: RunConfig, planned: PlannedRun, data: PreparedData, info: dist.DistInfo
+    adapter: TaskAdapter,
+    run: RunConfig,
+    planned: PlannedRun,
+    data: PreparedData,
+    info: dist.DistInfo,
+    walk: StudyWalk,
 ) -> None:
     """A finished run is reused; one whose ``result.json`` is missing or damaged is measured again
-    from its saved weights first (``dsd.run.training.repair``), never reused without a word."""
+    from its saved weights first (``dsd.run.training.repair``), never reused without a word, under
+    its lock (a process that holds it is repairing it already)."""
     plan = _run_plan(adapter, run, planned, data, info)
     why = damaged_result(plan)
-    if why is None:
+    if why is None or not walk.claim(planned):
         return
-    if info.is_main:
-        print(
-            f"warning: {planned.folder.path} is marked done but its result.json is {why}: "
-            "evaluating its saved weights again to write it anew",
-            file=sys.stderr,
-        )
-    with contextlib.suppress(ValueError):  # the run's own record, when it still reads
-        plan.record = load_record(planned.folder.path)
-    reevaluate(adapter, plan, run.loop(planned.seed), info)
+    with walk.holding(planned):
+        if info.is_main:
+            print(
+                f"warning: {planned.folder.path} is marked done but its result.json is {why}: "
+                "evaluating its saved weights again to write it anew",
+                file=sys.stderr,
+            )
+        with contextlib.suppress(ValueError):  # the run's own record, when it still reads
+            plan.record = load_record(planned.folder.path)
+        reevaluate(adapter, plan, run.loop(planned.seed), info)
 
 
 def _say_skipped(adapter: TaskAdapter, skipped: dict[str, Any]) -> None:
@@ -188,10 +220,11 @@ def _train(
     data: PreparedData,
     start: StartPoint,
     info: dist.DistInfo,
+    guard: LoopHook,
 ) -> None:
     """Train (or, for a given start, evaluate) one run to its end, resuming what an earlier
-    attempt left."""
-    plan = _run_plan(adapter, run, planned, data, info)
+    attempt left; ``guard`` stops it if its lock is lost."""
+    plan = _run_plan(adapter, run, planned, data, info, guard)
     loop = RunLoop(adapter, plan, run.loop(planned.seed), info)
     if planned.evaluates_start:
         loop.evaluate_start(start.state)
@@ -200,7 +233,12 @@ def _train(
 
 
 def _run_plan(
-    adapter: TaskAdapter, run: RunConfig, planned: PlannedRun, data: PreparedData, info: dist.DistInfo
+    adapter: TaskAdapter,
+    run: RunConfig,
+    planned: PlannedRun,
+    data: PreparedData,
+    info: dist.DistInfo,
+    guard: LoopHook | None = None,
 ) -> RunPlan:
     """What the loop needs of one planned run: its folder, phases, record, start and watchers."""
     baseline = planned.baseline
@@ -211,7 +249,10 @@ def _run_plan(
         record=run_record(adapter, run, planned, data, info),
         init_weights=None if baseline is None else baseline.folder.phase_weights(0),
         start_step=0 if baseline is None else _steps_of(baseline),
-        hooks=[HistogramCapture()] if planned.method.name == "dsd" else [],
+        hooks=[
+            *([guard] if guard is not None else []),
+            *([HistogramCapture()] if planned.method.name == "dsd" else []),
+        ],
         criterion=planned.method.criterion,
         restart=planned.method.restart,
         reset_state=planned.method.reset_state,

@@ -4,7 +4,8 @@
 a scale on every phase length, the start point, and the loop settings shared by every run of the
 study. ``LoopConfig`` is the loop settings of one run (one seed). Of the loop settings only
 ``amp`` and ``deterministic`` can change results, so only they enter a run's identity: how often
-a run checkpoints or whether it writes TensorBoard events changes no number it trains.
+a run checkpoints or whether it writes TensorBoard events changes no number it trains, and nor
+do the run locks' settings.
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ class RunConfig(LoopSettings):
         "AC/DC's phases (the acdc method), key=value pairs: sparsity=90%,cycles=7,sparse=5,dense=5,"
         "last-dense=10,final=15 (relative lengths, scaled to DSD's branch; ''/any key left out: the AC/DC "
         "paper's ResNet-50 schedule after its warm-up, at the recipe's first sparsity)",
+    )
+    wait_for_locks: bool = param(
+        False,
+        "when another process holds a run this study needs (its lock, <run>/lock), wait for it instead "
+        "of moving on to the next run and leaving that one to its holder",
+    )
+    lock_stale_minutes: float = param(
+        10.0,
+        "a run's lock whose heartbeat is this old is taken over (its holder died on another host; one "
+        "dead on this host is taken over at once)",
+        bounds=(0.1, None),
     )
 
     @property

@@ -28,6 +28,7 @@ from dsd.run import dist
 from dsd.run.execute import prepare_study, train_runs
 from dsd.run.settings import RunConfig
 from dsd.run.study import Study, study_recipe
+from dsd.run.walk import WalkOutcome
 from dsd.schedule import Schedule
 from dsd.taskkit.adapter import TaskAdapter
 
@@ -91,14 +92,22 @@ def sweep_settings(run: RunConfig) -> RunConfig:
 def run_sweep(adapter: TaskAdapter, run: RunConfig, sparsities: list[float]) -> Path:
     """Run (or reuse) the baseline, the dense control and DSD at every sparsity, for every seed;
     returns the sweep's manifest (written by rank 0)."""
+    return train_sweep(adapter, run, sparsities)[0]
+
+
+def train_sweep(
+    adapter: TaskAdapter, run: RunConfig, sparsities: list[float], only: str = "", train: bool = True
+) -> tuple[Path, WalkOutcome]:
+    """``run_sweep``, also saying what this process trained or left to others. ``only``: that run
+    of the sweep alone; ``train`` False: none (reuse the finished ones, write the manifest)."""
     recipes = sweep_recipes(adapter, run, sparsities)
     run = sweep_settings(run)
     study, data, start = prepare_study(adapter, run, list(recipes.values()))
-    train_runs(adapter, run, study, data, start)
+    outcome = train_runs(adapter, run, study, data, start, only, train)
     path, manifest = sweep_manifest(adapter, run, study, recipes)
     if dist.is_main():
         write_manifest(path, manifest)
-    return path
+    return path, outcome
 
 
 def sweep_manifest(

@@ -11,6 +11,7 @@ A user's mistake ends as one ``dsd-suite: error:`` line (``tasks.cli.errors``). 
 one entry of ``COMMANDS``, imported only when it runs:
 
 - ``study``: ``run``, ``plan``, ``sweep`` (the task's flags and the study's);
+- ``launch``: ``launch`` (a study's runs as SLURM jobs or side by side); ``status``: ``status``;
 - ``report``: ``tables``, ``figures``, ``report`` (the finished runs);
 - ``tools``: ``prepare``, ``bench``.
 """
@@ -50,6 +51,14 @@ COMMANDS: dict[str, Command] = {
     "plan": Command(
         "tasks.cli.study:cmd_plan", "print what run would do with the same flags; builds and writes nothing"
     ),
+    "launch": Command(
+        "tasks.cli.launch:cmd_launch",
+        "a study's runs as jobs: launch <task> [run's flags] --launcher slurm|local [--parallel N]",
+    ),
+    "status": Command(
+        "tasks.cli.status:cmd_status",
+        "where every run stands (done, running, waiting, failed): status [--results DIR] [<task> flags]",
+    ),
     "tables": Command("tasks.cli.report:cmd_tables", "rebuild results/tables from every finished run"),
     "figures": Command("tasks.cli.report:cmd_figures", "rebuild results/figures (weight histograms, curves)"),
     "report": Command(
@@ -59,7 +68,9 @@ COMMANDS: dict[str, Command] = {
         "tasks.cli.tools:cmd_prepare",
         "prepare a speech corpus into manifests: prepare wsj --src DIR --out DIR",
     ),
-    "bench": Command("tasks.cli.tools:cmd_bench", "benchmarks: bench engine | loop | imagenet [flags]"),
+    "bench": Command(
+        "tasks.cli.tools:cmd_bench", "benchmarks: bench engine | loop | lock | imagenet | launch [flags]"
+    ),
 }
 
 

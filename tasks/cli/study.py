@@ -16,12 +16,13 @@ from pathlib import Path
 
 from dsd.records import load_record
 from dsd.run import dist
-from dsd.run.execute import run_study
+from dsd.run.execute import train_study
 from dsd.run.plan import plan_study
 from dsd.run.plan import render as render_plan
 from dsd.run.preflight import preflight
 from dsd.run.settings import LoopSettings, RunConfig
-from dsd.run.sweep import check_sparsities, run_sweep
+from dsd.run.sweep import check_sparsities, train_sweep
+from dsd.run.walk import WalkOutcome
 from dsd.taskkit.adapter import CACHE_ROOT, TaskAdapter, default_cache_dir
 from dsd.taskkit.config import add_config_flags, config_from_args, help_of, help_text
 from tasks import get_task, task_names
@@ -91,7 +92,8 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
     add_config_flags(
         study,
         RunConfig,
-        fields=[f.name for f in dataclasses.fields(LoopSettings)] + ["epochs_scale", "start", "acdc"],
+        fields=[f.name for f in dataclasses.fields(LoopSettings)]
+        + ["epochs_scale", "start", "acdc", "wait_for_locks", "lock_stale_minutes"],
     )
     study.add_argument(
         "--cache-dir",
@@ -115,6 +117,11 @@ def study_parser(command: str, task: str, adapter_type: type[TaskAdapter]) -> Ar
         help="skip rebuilding the tables and figures after the runs"
         + (" (plan builds none)" if command == "plan" else ""),
     )
+    if command in ("run", "sweep"):
+        # What a launched job runs (``dsd-suite launch``): one run of the graph, or none (the
+        # closing job: reuse every finished run and publish). Not for people: hidden.
+        study.add_argument("--only-run", default="", metavar="RUN", help=argparse.SUPPRESS)
+        study.add_argument("--publish-only", action="store_true", help=argparse.SUPPRESS)
     if command == "plan":
         study.add_argument(
             "--world-size",
@@ -165,22 +172,39 @@ def cmd_run(argv: list[str]) -> int:
     preflight(adapter, run)
     if dist.is_main():
         print(banner(adapter.name, adapter), file=sys.stderr)
-    folders = run_study(adapter, run)
+    outcome = train_study(adapter, run, only=args.only_run, train=not args.publish_only)
     if dist.is_main():
-        print("\nruns:\n" + "\n".join(f"  {f}" for f in folders))
+        done = [folder.path for folder in outcome.requested if folder.is_done]
+        print("\nruns:\n" + "\n".join(f"  {f}" for f in done))
+        say_left(outcome)
         if not args.no_tables:
             publish(run.results, show=True)
-        first_seed = {}  # method -> its run of the first seed (what a task's own figures show)
-        for folder in folders:
-            record = load_record(folder)
-            if record.seed == run.seeds[0]:
-                first_seed[record.method] = folder
-        figures = adapter.study_figures(first_seed, run.results.figures)
-        tag_task_figures(adapter.name, first_seed, figures)
-        for path in figures:
-            print(f"figure:  {path}")
+        if not args.only_run:
+            draw_task_figures(adapter, run, done)
     dist.cleanup()
     return 0
+
+
+def say_left(outcome: WalkOutcome) -> None:
+    """The runs this process left to others, and why, so that an exit with them undone is no
+    surprise."""
+    if outcome.left:
+        print("\nleft to other processes (`dsd-suite status` follows them; run again to pick them up):")
+        for key, why in outcome.left.items():
+            print(f"  {key}: {why}")
+
+
+def draw_task_figures(adapter: TaskAdapter, run: RunConfig, done: list[Path]) -> None:
+    """The task's own figures of the first seed's finished runs (Flickr-8K's captions)."""
+    first_seed = {}  # method -> its run of the first seed (what a task's own figures show)
+    for folder in done:
+        record = load_record(folder)
+        if record.seed == run.seeds[0]:
+            first_seed[record.method] = folder
+    figures = adapter.study_figures(first_seed, run.results.figures)
+    tag_task_figures(adapter.name, first_seed, figures)
+    for path in figures:
+        print(f"figure:  {path}")
 
 
 def cmd_sweep(argv: list[str]) -> int:
@@ -190,9 +214,10 @@ def cmd_sweep(argv: list[str]) -> int:
     preflight(adapter, run)
     if dist.is_main():
         print(banner(adapter.name, adapter), file=sys.stderr)
-    manifest = run_sweep(adapter, run, args.sparsities)
+    manifest, outcome = train_sweep(adapter, run, args.sparsities, args.only_run, not args.publish_only)
     if dist.is_main():
         print(f"\nsweep: {manifest}")
+        say_left(outcome)
         if not args.no_tables:
             publish(run.results, show=True)
     dist.cleanup()

@@ -9,7 +9,13 @@ from tasks.cli import arguments
 from tasks.cli.errors import UsageError
 
 #: ``dsd-suite bench <name>`` -> the module whose ``main(argv)`` runs it.
-BENCHES = {"engine": "dsd.bench.engine", "loop": "dsd.bench.loop", "imagenet": "tasks.imagenet.bench"}
+BENCHES = {
+    "engine": "dsd.bench.engine",
+    "loop": "dsd.bench.loop",
+    "lock": "dsd.bench.lock",
+    "imagenet": "tasks.imagenet.bench",
+    "launch": "tasks.cli.bench_launch",
+}
 
 
 def cmd_prepare(argv: list[str]) -> int:
@@ -31,7 +37,8 @@ def cmd_prepare(argv: list[str]) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    """Benchmarks: ``engine`` (dsd.bench.engine), ``loop`` (dsd.bench.loop), ``imagenet`` (data loading)."""
+    """Benchmarks: ``engine`` (dsd.bench.engine), ``loop`` (dsd.bench.loop), ``lock`` (a run's lock,
+    dsd.bench.lock), ``imagenet`` (data loading), ``launch`` (a job's submission to first step)."""
     if not argv or argv[0] not in BENCHES:
         raise UsageError(f"dsd-suite bench: name one of {', '.join(BENCHES)} (then its own flags)")
     return importlib.import_module(BENCHES[argv[0]]).main(argv[1:]) or 0

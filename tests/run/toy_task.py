@@ -1,5 +1,8 @@
 """A test-only task: a small MLP on synthetic clusters, fast enough to run whole studies in tests.
 
+Processes of their own (a ``dsd-suite`` command, a launched job) find it through the task
+registry's environment variable: ``DSD_TASKS=toy=tests.run.toy_task:ToyTask`` (``TOY_TASK_ENV``).
+
 It exercises everything the loop offers a real task: dropout (RNG), an augmentation drawn from
 the global RNG in the dataset (so resume must restore RNG state), per-sample evaluation records,
 two evaluation splits, predictions written to a file, and hooks to inject a crash, a signal
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +23,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
+from dsd.taskkit.config import param
 from dsd.taskkit.fingerprint import DataFingerprint, FingerprintBuilder
+
+#: The environment that registers this task in a process of its own (with the repository on
+#: ``PYTHONPATH``): ``dsd-suite run toy ...``.
+TOY_TASK_ENV = {"DSD_TASKS": "toy=tests.run.toy_task:ToyTask"}
 
 
 class Clusters(Dataset):
@@ -51,6 +60,9 @@ class ToyConfig(TaskConfig):
     grad_clip: float = 1.0
     data_root: str = ""
     train_samples: int = 160
+    # Seconds slept in each training step: a run long enough to watch, cancel or meet. It changes
+    # no number the run trains, so it is kept out of the run's identity.
+    step_delay: float = param(0.0, "seconds slept per training step", identity=False)
 
 
 class ToyTask(TaskAdapter):
@@ -115,6 +127,8 @@ class ToyTask(TaskAdapter):
                 os.getpid(),
                 {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "kill": signal.SIGKILL}[action],
             )
+        if self.config.step_delay:
+            time.sleep(self.config.step_delay)
         x, y = batch
         loss = nn.functional.cross_entropy(model(x), y)
         if action == "nan":
