@@ -53,7 +53,7 @@ VARIANTS = ("dense", "dsd", "torch_prune")
 #: How the table names each path of the passes figure (``dsd.bench.passes``).
 PATH_NAMES = {
     "step": "inside step()", "whole": "fwd+bwd+step", "clip": "with clip_grad_norm_",
-    "trainer": "HF Trainer path",
+    "trainer": "HF Trainer path", "trainer-accum4": "HF Trainer path, accumulation 4",
 }  # fmt: skip
 
 TARGETS = {

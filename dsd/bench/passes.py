@@ -9,8 +9,11 @@ tensors' gradients) measured in the same rounds; target ≤ 1.2. It is measured
 - inside ``optimizer.step()`` alone (same gradients, a dense and a sparse copy of the model);
 - over the whole forward + backward + step, so that work moved into backward hooks is counted;
 - with ``clip_grad_norm_`` as our loop runs it (``engine.mask_gradients()``, clip, step);
-- in the Hugging Face Trainer's path: the engine built with ``mask_in_backward=True`` (the
-  callback's), backward, clip, step.
+- in the Hugging Face Trainer's path, with gradient accumulation 1 and 4: the engine built as the
+  callback builds it (``mask_in_backward`` told which micro-batch is the last, as Accelerate's sync
+  flag tells it), the micro-batches' backward passes, clip, step. The pass runs once per step, at
+  the end of the last backward (``dsd.after_backward``); the dense side runs the same
+  micro-batches.
 
 Variants are interleaved round by round and the figures are medians of paired differences, so a
 slow phase of a shared machine hits dense and sparse alike.
@@ -32,8 +35,11 @@ from dsd.engine import DSD
 from dsd.masks import apply_masks_
 
 TARGET_PASSES = 1.2
-#: The paths measured: name -> (engine built with mask_in_backward, clip the gradients).
-PATHS = {"step": (False, False), "whole": (False, False), "clip": (False, True), "trainer": (True, True)}
+#: The paths measured: name -> (engine built with mask_in_backward, clip, micro-batches per step).
+PATHS = {
+    "step": (False, False, 1), "whole": (False, False, 1), "clip": (False, True, 1),
+    "trainer": (True, True, 1), "trainer-accum4": (True, True, 4),
+}  # fmt: skip
 
 
 def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
@@ -54,10 +60,13 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
     dense = copy.deepcopy(base)
     dense_opt = _optimizer(dense)
     sparse: dict[bool, tuple[nn.Module, torch.optim.Optimizer, DSD]] = {}
+    last = {"micro_batch": True}  # what the Trainer's sync flag says: the last micro-batch runs
     for in_backward in (False, True):
         model = copy.deepcopy(base)
         optimizer = _optimizer(model)
-        engine = DSD(model, optimizer, mask_in_backward=in_backward)
+        engine = DSD(
+            model, optimizer, mask_in_backward=(lambda: last["micro_batch"]) if in_backward else False
+        )
         engine.prune(SPARSITY)
         sparse[in_backward] = (model, optimizer, engine)
     lazy_engine = sparse[False][2]
@@ -68,17 +77,19 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
         apply_masks_([g for g in grads if g is not None], masks)
 
     def path(name: str, sparse_side: bool) -> Callable[[], None]:
-        in_backward, clip = PATHS[name]
+        in_backward, clip, micro_batches = PATHS[name]
         model, optimizer, engine = sparse[in_backward] if sparse_side else (dense, dense_opt, None)
 
         def run() -> None:
             if name != "step":
                 optimizer.zero_grad(set_to_none=True)
-                _backward(model, spec, batch)
+                for micro_batch in range(micro_batches):
+                    last["micro_batch"] = micro_batch == micro_batches - 1
+                    _backward(model, spec, batch)
             if clip:
-                if engine is not None:
+                if engine is not None and not in_backward:
                     engine.mask_gradients()  # our loop: the sparse model's gradient is clipped
-                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # the Trainer clips right here
             optimizer.step()
 
         return run
@@ -101,8 +112,10 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
         if round_index >= warmup:
             units.append(unit)
     unit = statistics.median(units)
-    held = all(
-        bool((t.param.detach()[~m] == 0).all()) for t, m in zip(lazy_engine.tensors, masks, strict=True)
+    held = all(  # both sparse copies really ran sparse
+        bool((t.param.detach()[~m] == 0).all())
+        for _, _, engine in sparse.values()
+        for t, m in zip(engine.tensors, engine.masks.values(), strict=True)
     )
     return {
         "config": spec.config,
