@@ -9,11 +9,14 @@ printed and written as JSON under ``--out``:
 1. step time, sparse ÷ dense: forward + backward + step of a dense copy and of a sparse copy (its
    engine pruned), stepped alternately round by round on both ranks, medians over the rounds. The
    sparse copy pays all the engine costs: the gradient pass before the step and the phase check
-   before each forward (a gloo all-reduce of 16 bytes).
+   before each forward (a gloo all-reduce of 16 bytes). Both are also timed directly inside the
+   sparse steps (the engine's optimizer hooks by ``HookClock``, the check by wrapping it), a
+   figure steadier than the ratio of two step times on a shared machine;
 2. per ``prune()``: every ``torch.distributed`` collective it calls, with its bytes, counted on
    rank 0, beside the bytes of the weights it ranks (what gathering them would move);
 3. ``prune()`` wall time (the slower rank) against ``prune()`` of the same weights held whole by
-   one process, interleaved; and whether their masks are equal.
+   one process (the parent, no process group, one thread like each rank), taking turns; and
+   whether their masks are equal.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from torch import nn
 
 from dsd import files
 from dsd.bench.models import SPARSITY
-from dsd.bench.probes import environment
+from dsd.bench.probes import HookClock, environment
 from dsd.engine import DSD
 
 WORLD_SIZE = 2
@@ -142,11 +145,16 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, tokens: torch.Tens
 
 def _steps(config: dict[str, int], rank: int, rounds: int, warmup: int = 2) -> dict[str, Any]:
     """Dense and sparse copies stepped alternately (the first of each pair rotates)."""
-    copies = {}
+    copies, clock, checks = {}, None, []
     for variant in ("dense", "sparse"):
         model = _sharded(config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        engine = DSD(model, optimizer) if variant == "sparse" else None
+        engine = None
+        if variant == "sparse":
+            clock = HookClock(optimizer, torch.device("cpu"))
+            engine = DSD(model, optimizer)
+            clock.close(optimizer)
+            engine.agreement.check = _timed(engine.agreement.check, checks)
         copies[variant] = (model, optimizer, engine)
     times: dict[str, list[float]] = {"dense": [], "sparse": []}
     gen = torch.Generator().manual_seed(rank)
@@ -154,20 +162,39 @@ def _steps(config: dict[str, int], rank: int, rounds: int, warmup: int = 2) -> d
     for round_index in range(warmup + rounds):
         if round_index == warmup - 1:
             copies["sparse"][2].prune(SPARSITY)
+        if round_index == warmup:
+            checks.clear()  # from here on: one check per timed sparse step (before its forward)
         order = ("dense", "sparse") if round_index % 2 else ("sparse", "dense")
         for variant in order:
             seconds = _step(*copies[variant][:2], tokens)
             if round_index >= warmup:
                 times[variant].append(seconds)
     median = {v: statistics.median(t) for v, t in times.items()}
+    assert clock is not None and len(checks) == rounds
+    hooks = clock.seconds(skip=warmup)
+    engine_s = [h + c for h, c in zip(hooks, checks, strict=True)]
     return {
         "rounds": rounds,
         "median_s": median,
+        "engine_hooks_ms_median": statistics.median(hooks) * 1000,
+        "phase_check_ms_median": statistics.median(checks) * 1000,
+        "engine_over_dense_step": statistics.median(engine_s) / median["dense"],
         "sparse_over_dense": median["sparse"] / median["dense"],
         "sparse_over_dense_paired_median": statistics.median(
             s / d for s, d in zip(times["sparse"], times["dense"], strict=True)
         ),
     }
+
+
+def _timed(call: Callable[..., Any], seconds: list[float]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    return timed
 
 
 def _slowest(seconds: float) -> float:
@@ -273,10 +300,14 @@ def report(result: dict[str, Any]) -> str:
             f"(paired {steps['sparse_over_dense_paired_median']:.3f}; "
             f"median dense {steps['median_s']['dense']:.4f}s, sparse {steps['median_s']['sparse']:.4f}s, "
             f"{steps['rounds']} interleaved rounds)",
+            f"engine time per sparse step, timed inside it: {steps['engine_hooks_ms_median']:.1f} ms in its "
+            f"optimizer hooks + {steps['phase_check_ms_median']:.1f} ms phase check (a sync point: it also "
+            "waits for the slower rank, which the first all-gather would wait for otherwise) = "
+            f"{steps['engine_over_dense_step']:.2%} of the dense step",
             f"per prune(): {traffic['calls']} collectives ({by_name}), {traffic['bytes'] / kib:.1f} KiB, "
             f"against {prune['weights_bytes'] / kib**2:.1f} MiB of weights ranked",
             f"prune() on 2 ranks {prune['sharded_s_median']:.3f}s, "
-            f"one process ({prune['single_threads']} threads) "
+            "one process "
             f"{prune['single_s_median']:.3f}s: "
             f"{prune['sharded_over_single']:.2f}x ({prune['prunes']} interleaved runs); masks equal to the "
             f"single process's: {prune['masks_equal_single_process']}",
@@ -304,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     ranks = mp.start_processes(
         _worker, args=(port, args, turns, results), nprocs=WORLD_SIZE, join=False, start_method="spawn"
     )
+    torch.set_num_threads(1)  # as each rank
     single_s, single_masks = _single_prunes(_config(args.quick), args.prunes, turns)
     measured = results.get()
     while not ranks.join():
@@ -313,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
     prune |= {
         "single_s": single_s,
         "single_s_median": statistics.median(single_s),
-        "single_threads": torch.get_num_threads(),
         "sharded_over_single": prune["sharded_s_median"] / statistics.median(single_s),
         "masks_equal_single_process": single_masks.keys() == sharded_masks.keys()
         and all(torch.equal(torch.from_numpy(sharded_masks[n]), m) for n, m in single_masks.items()),

@@ -152,6 +152,9 @@ def test_fsdp_bench_runs_on_two_ranks_and_writes_its_figures(tmp_path):
     assert result["world_size"] == 2 and result["backend"] == "gloo"
     steps, prune = result["step_time"], result["prune"]
     assert all(v > 0 for v in steps["median_s"].values()) and isinstance(steps["sparse_over_dense"], float)
+    assert steps["engine_hooks_ms_median"] > 0 and steps["phase_check_ms_median"] > 0, (
+        "timed inside the steps"
+    )
     assert prune["masks_equal_single_process"] is True
     traffic = prune["collectives"]
     assert traffic["calls"] == sum(traffic["by_name"].values()) > 0
