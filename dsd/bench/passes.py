@@ -1,5 +1,10 @@
 """The engine's cost per sparse step, in units of one masked pass over the pruned gradients.
 
+    python -m dsd.bench.passes [--repeats 30] [--models resnet18,lstm] [--device cpu]
+
+(``make bench`` gives the same figure inside ``python -m dsd.bench.engine``; this command measures
+it alone, for a quicker look.)
+
 One read-modify-write pass over the gradients is the floor of holding a mask (for every
 first-order ``torch.optim`` optimizer, a zero gradient with zero state gives a zero update, so
 nothing else is needed). The figure is the engine's extra time per sparse step over the same
@@ -21,6 +26,7 @@ slow phase of a shared machine hits dense and sparse alike.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import statistics
 from collections.abc import Callable
@@ -29,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd.bench.models import SPARSITY, StepModel
+from dsd.bench.models import SPARSITY, StepModel, step_models
 from dsd.bench.probes import Timer
 from dsd.engine import DSD
 from dsd.masks import apply_masks_
@@ -127,3 +133,34 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
         "target_passes": TARGET_PASSES,
         "mask_held": held,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsd.bench.passes", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=30, help="interleaved rounds (default 30)")
+    parser.add_argument(
+        "--models", default="resnet18,resnet18-224px,lstm", help="comma-separated step models"
+    )
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    wanted = args.models.split(",")
+    specs = [spec for spec in step_models(quick=False) if spec.name in wanted]
+    if not specs or args.repeats < 1:
+        parser.error(
+            f"--models takes some of {[s.name for s in step_models(quick=False)]}; --repeats, a number > 0"
+        )
+    for spec in specs:
+        rounds = max(2, args.repeats // spec.config.get("rounds_divisor", 1))
+        result = bench_passes(spec, torch.device(args.device), rounds)
+        costs = ", ".join(f"{path} {value:.2f}" for path, value in result["cost_in_passes"].items())
+        print(
+            f"{spec.name}: one masked pass {result['masked_pass_ms']:.2f} ms; engine cost per sparse step "
+            f"in passes (target <= {TARGET_PASSES}): {costs}; {rounds} rounds; "
+            f"mask held: {result['mask_held']}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
