@@ -84,7 +84,6 @@ class DSD:
         self.tensors: list[PrunableTensor] = selection.select_prunable(
             model, include=include, exclude=exclude, skip_first_conv=skip_first_conv
         )
-        self._index = {id(t.param): i for i, t in enumerate(self.tensors)}
         self.skip_first_conv = skip_first_conv
         self._check_in_optimizer()
         self._masks: list[torch.Tensor] | None = None

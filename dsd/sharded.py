@@ -131,7 +131,7 @@ class Sharded(Layout):
     """FSDP2: every selected tensor a DTensor, ``Shard(0)`` over one mesh of every rank.
 
     Counts are summed over ``group`` (the engine's gloo side group, whose timeout turns a rank
-    that never answers into an error), so the all-reduces of ``prune()`` move only a few KiB."""
+    that never answers into an error); ``prune()`` moves only counts, at most 2 KiB per tensor and round."""
 
     sharded = True
 
