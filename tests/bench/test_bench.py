@@ -74,7 +74,12 @@ def test_quick_bench_json_has_every_figure(quick_run):
         assert isinstance(cost["global_over_layer"], float)
     assert set(result["passes"]) == {"resnet18", "lstm"}
     for passes in result["passes"].values():
-        assert set(passes["cost_in_passes"]) == {"step", "whole", "clip", "trainer", "trainer-accum4"}
+        assert (
+            set(passes["cost_in_passes"])
+            == set(passes["direct_in_passes"])
+            == {"step", "whole", "clip", "trainer", "trainer-accum4"}
+        )
+        assert all(v > 0 for v in passes["direct_in_passes"].values()), "the engine's own time was read"
         assert passes["masked_pass_ms"] > 0 and passes["mask_held"] is True and passes["target_passes"] == 1.2
     figures = [row["figure"] for row in result["checks"]]
     # per step model: 4 step-time and memory figures and 5 cost-in-passes figures; per prune model 4
