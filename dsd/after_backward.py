@@ -30,21 +30,22 @@ class AfterBackward:
 
     def __init__(self, fn: Callable[[], None], when: bool | Callable[[], bool] = True) -> None:
         self.fn, self.when = fn, when
-        self._armed_for: int | None = None  # the backward pass (graph task) already armed
+        self._decided: int | None = None  # the backward pass (graph task) already looked at
 
     def arm(self) -> None:
+        # Called once per pruned tensor and backward: the first call of a backward decides, the
+        # others cost one comparison (graph task ids are unique, so none is ever reset).
         task = torch._C._current_graph_task_id()
-        if task == self._armed_for or not (self.when() if callable(self.when) else self.when):
+        if task == self._decided:
             return
-        self._armed_for = task
+        self._decided = task
+        if not (self.when() if callable(self.when) else self.when):
+            return
         try:
             Variable._execution_engine.queue_callback(self._queue_last)
         except RuntimeError:  # not inside a backward pass (a hook called by hand): run it now
-            self._run()
+            self._decided = None
+            self.fn()
 
     def _queue_last(self) -> None:
-        Variable._execution_engine.queue_callback(self._run)
-
-    def _run(self) -> None:
-        self._armed_for = None
-        self.fn()
+        Variable._execution_engine.queue_callback(self.fn)

@@ -238,7 +238,6 @@ class DSD:
         """A backward pass accumulated into a pruned tensor's gradient: mask it before the step."""
         self._grads_dirty = True
 
-    @torch.no_grad()
     def _mask_grad_now(self, param: torch.Tensor) -> None:
         """``mask_in_backward``: a backward pass wrote a pruned gradient; mask them all at its end,
         once (``dsd.after_backward``), before a loop that clips right after backward clips."""
