@@ -85,6 +85,7 @@ bench: $(STAMP)
 	$(PY) -m dsd.bench.engine
 	$(PY) -m dsd.bench.loop
 	$(PY) -m dsd.bench.agreement
+	$(PY) -m dsd.bench.fsdp
 	$(SUITE) bench imagenet
 
 # ---------------------------------------------------------------- the paper's studies

@@ -26,9 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsd import collective, copies, engine_state, optim_state, resume_check, selection
+from dsd import collective, copies, engine_state, optim_state, resume_check, selection, sharded
 from dsd import masks as masklib
-from dsd.errors import ConfigError, PhaseError, UserError
+from dsd.after_backward import AfterBackward
+from dsd.errors import PhaseError, UserError
 from dsd.reinit import fresh_weights
 from dsd.selection import PrunableTensor, Selector
 from dsd.sparsity import SparsityReport, TensorSparsity
@@ -51,7 +52,8 @@ class DSD:
     ``prune(s)`` starts a sparse phase with a mask fixed until ``redense()`` ends it; iterate
     for DSDSD. Under ``torch.distributed`` the masks are computed on rank 0 and broadcast, so
     every rank holds the identical mask even if its weights drifted, and the ranks check that they
-    call ``prune()`` / ``redense()`` together.
+    call ``prune()`` / ``redense()`` together. Under FSDP2 (``fully_shard``) each rank holds the
+    mask of its own rows, the same masks counted over the shards (``dsd.sharded``).
 
     Args:
         model: the model to prune (DDP / compiled wrappers are seen through for naming).
@@ -60,9 +62,11 @@ class DSD:
             tensor must be in it.
         include, exclude: override the paper's selection (see ``dsd.selection.select_prunable``).
         skip_first_conv: keep the model's first convolution dense (the paper's rule).
-        mask_in_backward: mask each pruned tensor's gradient as soon as backward writes it (in
-            place, inside backward), for training loops that clip before you can call
-            ``mask_gradients()`` (the Hugging Face Trainer). Default: once, before the step.
+        mask_in_backward: mask the pruned gradients at the end of the backward pass that wrote
+            them (after DDP's and FSDP2's reductions), for training loops that clip before you can
+            call ``mask_gradients()`` (the Hugging Face Trainer). A function instead of True says
+            whether the backward now running is the last before the step (gradient accumulation),
+            so the pass runs once per step. Default: once, before the step.
     """
 
     def __init__(
@@ -72,18 +76,17 @@ class DSD:
         include: Selector | Iterable[Selector] | None = None,
         exclude: Selector | Iterable[Selector] | None = None,
         skip_first_conv: bool = True,
-        mask_in_backward: bool = False,
+        mask_in_backward: bool | Callable[[], bool] = False,
     ) -> None:
         self.model = model
         self.mask_in_backward = mask_in_backward
+        self._after_backward = AfterBackward(self.mask_gradients, mask_in_backward)
         found = optim_state.reachable_optimizers(optimizer)
         self.optimizer = optim_state.hook_target(found, optimizer)
         self._state_holders = [f.optimizer for f in found]  # per-entry state, wherever a wrapper keeps it
         self.tensors: list[PrunableTensor] = selection.select_prunable(
             model, include=include, exclude=exclude, skip_first_conv=skip_first_conv
         )
-        _refuse_sharded(self.tensors)
-        self._index = {id(t.param): i for i, t in enumerate(self.tensors)}
         self.skip_first_conv = skip_first_conv
         self._check_in_optimizer()
         self._masks: list[torch.Tensor] | None = None
@@ -97,15 +100,19 @@ class DSD:
         self._sparse_steps = 0  # ... in the current sparse phase (to explain a lapsed mask)
         self._unchecked = True  # no prune() nor load_state_dict() yet: see dsd.resume_check
         self.agreement = collective.PhaseAgreement()
+        self._layout = sharded.layout_of(model, self.tensors, self.agreement.group)
         self._hooks = [
             self.optimizer.register_step_pre_hook(self._before_step),
             self.optimizer.register_step_post_hook(self._after_step),
         ]
-        if isinstance(model, nn.parallel.DistributedDataParallel) and self.agreement.group is not None:
-            # DDP's backward waits for every rank: a rank whose peer is inside prune() alone would
-            # block there, never reaching a step check. Checking before each training forward
-            # pairs it with that prune() at once (one 16-byte all-reduce on the side group).
-            self._hooks.append(model.register_forward_pre_hook(self._before_forward))
+        if self.agreement.group is not None and (
+            isinstance(model, nn.parallel.DistributedDataParallel) or self._layout.sharded
+        ):
+            # DDP's backward and FSDP2's forward wait for every rank: a rank whose peer is inside
+            # prune() alone would block there, never reaching a step check. Checking before each
+            # training forward (ahead of FSDP2's all-gather) pairs it with that prune() at once
+            # (one 16-byte all-reduce on the side group).
+            self._hooks.append(model.register_forward_pre_hook(self._before_forward, prepend=True))
 
     # ----------------------------------------------------------------- inspection
     @property
@@ -119,7 +126,8 @@ class DSD:
 
     @property
     def masks(self) -> dict[str, torch.Tensor]:
-        """Name -> keep-mask (``torch.bool``, True = kept); empty while dense."""
+        """Name -> keep-mask (``torch.bool``, True = kept; under FSDP2, of this rank's rows);
+        empty while dense."""
         if self._masks is None:
             return {}
         return {t.name: m for t, m in zip(self.tensors, self._masks, strict=True)}
@@ -129,15 +137,9 @@ class DSD:
         return selection.summary(self.model, self.tensors, self.skip_first_conv)
 
     def sparsity_report(self) -> SparsityReport:
-        """Sparsity per tensor and overall, counted from the masks and from the weights."""
-        rows = []
-        for i, t in enumerate(self.tensors):
-            w = t.param.detach()
-            # count_nonzero: many times faster than bool.sum() on big tensors
-            mask_zeros = None if self._masks is None else w.numel() - int(torch.count_nonzero(self._masks[i]))
-            weight_zeros = w.numel() - int(torch.count_nonzero(w))
-            rows.append(TensorSparsity(t.name, tuple(w.shape), w.numel(), mask_zeros, weight_zeros))
-        return SparsityReport(self.phase, rows)
+        """Sparsity per tensor and overall, counted from the masks and from the weights (under
+        FSDP2 over all ranks: every rank calls it)."""
+        return SparsityReport(self.phase, self._layout.sparsity_rows(self.tensors, self._masks))
 
     # ----------------------------------------------------------------- phases
     def prune(
@@ -167,14 +169,7 @@ class DSD:
             )
         self._check_in_optimizer()
         self.agreement.check(len(self.history) + 1, "prune()")
-        _finite_on_every_rank(self.tensors)
-        params = [t.param for t in self.tensors]
-        if criterion == "random":
-            masks = masklib.random_masks(params, sparsity, generator)
-        else:
-            masks = masklib.magnitude_masks(params, sparsity, scope)
-        collective.broadcast_masks(masks)
-        self._hold(masks)
+        self._hold(self._layout.masks(self.tensors, sparsity, scope, criterion, generator))
         self.sparsity, self.scope = sparsity, scope
         event = {"event": "prune", "sparsity": sparsity, "scope": scope}
         self.history.append(event | ({"criterion": criterion} if criterion != "magnitude" else {}))
@@ -195,6 +190,7 @@ class DSD:
             raise ValueError(f"reset_state must be one of {optim_state.RESET_STATES}, got {reset_state!r}")
         if restart == "reinit" and generator is None:
             raise ValueError("restart='reinit' needs a generator= (the draw is the same on every rank)")
+        self._layout.check_restart(restart)
         self.agreement.check(len(self.history) + 1, "redense()")
         self._check_lapse()
         with torch.no_grad():
@@ -202,7 +198,8 @@ class DSD:
             for t, mask in zip(self.tensors, self._masks, strict=True):
                 pruned = ~mask
                 for holder, key, state in optim_state.entry_states(self._state_holders, t.param):
-                    state.masked_fill_(pruned, optim_state.fresh_value(holder, t.param, key))
+                    fresh = optim_state.fresh_value(holder, t.param, key)
+                    self._layout.local(state).masked_fill_(pruned, fresh)
                 if restart == "reinit":
                     module_name, _, param_name = t.name.rpartition(".")
                     owner = selection.unwrap_model(self.model).get_submodule(module_name)
@@ -239,12 +236,11 @@ class DSD:
         """A backward pass accumulated into a pruned tensor's gradient: mask it before the step."""
         self._grads_dirty = True
 
-    @torch.no_grad()
     def _mask_grad_now(self, param: torch.Tensor) -> None:
-        """``mask_in_backward``: mask the gradient backward just accumulated, in place (before
-        DDP copies it for the all-reduce, so every rank reduces masked gradients)."""
-        if param.grad is not None and self._masks is not None:
-            masklib.apply_masks_([param.grad], [self._masks[self._index[id(param)]]])
+        """``mask_in_backward``: a backward pass wrote a pruned gradient; mask them all at its end,
+        once (``dsd.after_backward``), before a loop that clips right after backward clips."""
+        self._grads_dirty = True
+        self._after_backward.arm()
 
     @torch.no_grad()
     def mask_gradients(self) -> None:
@@ -311,12 +307,14 @@ class DSD:
 
     def _check_lapse(self) -> None:
         """Refuse to end a sparse phase whose pruned weights moved: the mask lapsed."""
-        moved = sum(
-            int(torch.count_nonzero(t.param.detach()[~mask]))
-            for t, mask in zip(self.tensors, self._masks or [], strict=True)
+        pairs = list(zip(self.tensors, self._masks or [], strict=True))
+        moved, total = self._layout.total(  # every rank raises together under FSDP2
+            [
+                sum(int(torch.count_nonzero(self._layout.local(t.param).detach()[~m])) for t, m in pairs),
+                sum(int((~m).sum()) for _, m in pairs),
+            ]
         )
         if moved:
-            total = sum(int((~m).sum()) for m in self._masks or [])
             raise MaskLapsedError(
                 f"redense(): {moved:,} of the {total:,} pruned weights are no longer 0, so the sparse phase "
                 f"did not train sparse. The engine's optimizer ({type(self.optimizer).__name__}) stepped "
@@ -336,8 +334,10 @@ class DSD:
 
     # ----------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
-        """Masks and phase, loadable with ``torch.load(..., weights_only=True)``."""
-        return {
+        """Masks and phase, loadable with ``torch.load(..., weights_only=True)``. Under FSDP2, in
+        the form ``torch.distributed.checkpoint`` saves sharded and loads at any world size
+        (``dsd.sharded.Sharded.checkpoint_state``)."""
+        state = {
             "version": STATE_VERSION,
             "phase": self.phase,
             "sparsity": self.sparsity,
@@ -348,11 +348,14 @@ class DSD:
             if self._masks is None
             else {t.name: m.detach().cpu().clone() for t, m in zip(self.tensors, self._masks, strict=True)},
         }
+        return self._layout.checkpoint_state(state, self.tensors, self._masks)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore masks and phase; zeroes the pruned weights, gradients and optimizer state.
         Refuses state from another model."""
-        masks = engine_state.checked_masks(state, self.tensors)
+        engine_state.check_version(state)
+        state = self._layout.restore_state(state, self.tensors)
+        masks = engine_state.checked_masks(state, self.tensors, local=self._layout.local)
         if masks is not None:
             masks = [m.to(t.param.device) for m, t in zip(masks, self.tensors, strict=True)]
         self._release()
@@ -371,30 +374,3 @@ class DSD:
                     f"tensor {t.name!r} is selected for pruning but is not in the optimizer; "
                     "build the optimizer over it, or exclude it"
                 )
-
-
-def _refuse_sharded(tensors: list[PrunableTensor]) -> None:
-    """FSDP2 (``fully_shard``) shards every parameter as a DTensor; exact-k masks need each tensor
-    whole (its k smallest over all shards), which the engine does not gather: refuse up front."""
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch built without distributed support has no DTensor
-        return
-    sharded = [t.name for t in tensors if isinstance(t.param, DTensor)]
-    if sharded:
-        raise ConfigError(
-            f"DSD does not support FSDP2 (fully_shard): {sharded[0]} and {len(sharded) - 1} more are "
-            "sharded DTensors, and exact-k masks need each tensor whole; train with DDP instead"
-        )
-
-
-def _finite_on_every_rank(tensors: list[PrunableTensor]) -> None:
-    """``check_finite`` on every rank at once, so that no rank waits in the mask broadcast
-    while another has refused to prune."""
-    try:
-        masklib.check_finite(tensors)
-    except ValueError:
-        collective.any_rank(True)
-        raise
-    if collective.any_rank(False):
-        raise ValueError("cannot prune: another rank holds NaN/inf weights (its error names the tensor)")

@@ -7,7 +7,7 @@ sparsity, scope, history, each selected tensor's shape, and the boolean masks wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -17,12 +17,22 @@ from dsd.selection import PrunableTensor
 STATE_VERSION = 1
 
 
-def checked_masks(state: Any, tensors: Sequence[PrunableTensor]) -> list[torch.Tensor] | None:
-    """The masks of ``state`` in the order of ``tensors`` (on the CPU, as saved), or None for a
-    dense state. Refuses, with ``ValueError``, a state that is not the engine's, or is from
-    another model (missing, unexpected or reshaped tensors), or holds a bad mask."""
+def check_version(state: Any) -> None:
+    """Refuse, with ``ValueError``, anything but a state this engine version wrote."""
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise ValueError(f"not a DSD engine state (version {STATE_VERSION} expected)")
+
+
+def checked_masks(
+    state: Any,
+    tensors: Sequence[PrunableTensor],
+    local: Callable[[torch.Tensor], torch.Tensor] = lambda tensor: tensor,
+) -> list[torch.Tensor] | None:
+    """The masks of ``state`` in the order of ``tensors`` (on the CPU, as saved), or None for a
+    dense state. Refuses, with ``ValueError``, a state that is not the engine's, or is from
+    another model (missing, unexpected or reshaped tensors), or holds a bad mask. ``local`` gives
+    the part of a parameter this process holds (its rows under FSDP2), the shape each mask has."""
+    check_version(state)
     ours = {t.name: list(t.param.shape) for t in tensors}
     theirs = {k: list(v) for k, v in state["shapes"].items()}
     if ours != theirs:
@@ -43,9 +53,8 @@ def checked_masks(state: Any, tensors: Sequence[PrunableTensor]) -> list[torch.T
             raise ValueError(f"engine state (phase sparse) has no mask for {t.name!r}")
         if mask.dtype != torch.bool:
             raise ValueError(f"mask of {t.name!r} has dtype {mask.dtype}, expected torch.bool")
-        if mask.shape != t.param.shape:
-            raise ValueError(
-                f"mask of {t.name!r} has shape {list(mask.shape)}, expected {list(t.param.shape)}"
-            )
+        expected = local(t.param).shape
+        if mask.shape != expected:
+            raise ValueError(f"mask of {t.name!r} has shape {list(mask.shape)}, expected {list(expected)}")
         masks.append(mask)
     return masks

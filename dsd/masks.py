@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dsd.dtensor import local
 from dsd.selection import PrunableTensor
 
 SCOPES = ("layer", "global")
@@ -237,11 +238,14 @@ def _tied_edge(
     return None
 
 
-def _fill_masks(tensors: Sequence[torch.Tensor], threshold: _Threshold) -> list[torch.Tensor]:
-    """Boolean keep-masks (same shape and layout as each tensor) for a threshold."""
+def _fill_masks(
+    tensors: Sequence[torch.Tensor], threshold: _Threshold, dtype: torch.dtype | None = None
+) -> list[torch.Tensor]:
+    """Boolean keep-masks (same shape and layout as each tensor) for a threshold, compared in
+    ``dtype`` (default: the tensors' rank dtype; a shard of a larger group passes the group's)."""
     masks = []
     ties_left = threshold.ties_to_prune
-    dtype = _rank_dtype(tensors)
+    dtype = dtype or _rank_dtype(tensors)
     for t in tensors:
         mask = torch.empty_like(t, dtype=torch.bool)
         for w_chunk, m_chunk in zip(_slices(t), _slices(mask), strict=True):
@@ -299,10 +303,12 @@ def apply_masks_(tensors: Sequence[torch.Tensor], masks: Sequence[torch.Tensor])
     as 0 x inf is NaN). On the CPU the pass clears the bits of pruned entries with an integer AND
     against the mask widened slice by slice (vectorised, about five times faster than a bool
     ``where``); elsewhere, and inside ``torch.compile``, it is one ``torch.where`` per tensor.
+    An FSDP2 tensor (a DTensor) is masked in its local shard, which its mask is shaped like.
     """
     buffers = _buffers()
     compiling = torch.compiler.is_compiling()
-    for tensor, mask in zip(tensors, masks, strict=True):
+    for sharded_or_whole, mask in zip(tensors, masks, strict=True):
+        tensor = local(sharded_or_whole)
         flat, flat_mask = _memory_flat(tensor), _memory_flat(mask)
         same_layout = all(
             a == b for a, b, n in zip(tensor.stride(), mask.stride(), tensor.shape, strict=True) if n != 1

@@ -10,6 +10,8 @@ per module:
 - ``models``: the models, fixed batches and sparsity the engine benchmarks run on.
 - ``probes``: the measuring instruments: step timers, the engine-hook clock, peak memory, and
   the machine a result was measured on.
+- ``fsdp``: the engine under FSDP2 on 2 CPU ranks (``python -m dsd.bench.fsdp``): step time sparse ÷
+  dense, the collectives and bytes of one ``prune()``, and its time against one process's.
 - ``loop``: the loop-overhead benchmark (``python -m dsd.bench.loop``): what the training loop
   adds per step beside a bare PyTorch loop.
 - ``lock``: what a run's lock costs (``python -m dsd.bench.lock``): taking it, a heartbeat and

@@ -53,7 +53,7 @@ VARIANTS = ("dense", "dsd", "torch_prune")
 #: How the table names each path of the passes figure (``dsd.bench.passes``).
 PATH_NAMES = {
     "step": "inside step()", "whole": "fwd+bwd+step", "clip": "with clip_grad_norm_",
-    "trainer": "HF Trainer path",
+    "trainer": "HF Trainer path", "trainer-accum4": "HF Trainer path, accumulation 4",
 }  # fmt: skip
 
 TARGETS = {
@@ -267,9 +267,11 @@ def table(result: dict[str, Any]) -> str:
     mib = 2**20
     for name, passes in result.get("passes", {}).items():
         costs = ", ".join(f"{PATH_NAMES[p]} {ms:+.2f} ms" for p, ms in passes["cost_ms"].items())
+        inside = ", ".join(f"{PATH_NAMES[p]} {v:.2f}" for p, v in passes["direct_in_passes"].items())
         lines.append(
             f"{name}: one masked pass over {passes['pruned_weights']:,} pruned gradients "
-            f"{passes['masked_pass_ms']:.2f} ms; engine cost per sparse step: {costs}"
+            f"{passes['masked_pass_ms']:.2f} ms; engine cost per sparse step: {costs}; timed inside the "
+            f"engine, in passes: {inside}"
         )
     for name, cost in result["prune"].items():
         layer, glob = cost["layer"], cost["global"]

@@ -22,9 +22,10 @@ What the callback does, and where in the Trainer it does it:
   phase's rate is also scaled by the run-wide ramp, which DSD's restart-per-phase rates do not
   intend (a warning says so). The logged ``learning_rate`` is the rate actually used. Parameter
   groups with their own base rate keep their ratio to the first group's.
-- Gradients of pruned weights are zeroed in the backward pass, in place, as soon as backward
-  writes them (the engine's ``mask_in_backward``), so the Trainer's gradient clipping and its logged
-  ``grad_norm`` see the sparse model, and the optimizer step needs no second pass.
+- Gradients of pruned weights are zeroed once per optimizer step, at the end of the last
+  micro-batch's backward pass (the engine's ``mask_in_backward``, told by Accelerate's sync flag
+  which backward is the last), so the Trainer's gradient clipping and its logged ``grad_norm``
+  see the sparse model, and the optimizer step needs no second pass.
 - ``on_log``: adds ``dsd/phase`` (index of the current phase) and ``dsd/sparsity`` (fraction of
   the selected weights that are exactly zero, counted from the weights) to the Trainer's logs
   and its ``state.log_history``. Reporting integrations (TensorBoard, W&B) run before the
@@ -33,6 +34,8 @@ What the callback does, and where in the Trainer it does it:
 - ``on_save``: writes ``dsd_engine.pt`` (masks, phase, schedule) atomically into the checkpoint
   folder, so ``trainer.train(resume_from_checkpoint=...)`` continues mid-phase with the same mask,
   from whichever folder the Trainer resumes (``dsd.integrations.trainer_checkpoint``).
+  Under FSDP2 every rank saves its rows of the masks with DCP into ``dsd_engine/`` beside it
+  (``dsd.integrations.sharded_checkpoint``), loadable at another world size.
 
 Which tensors: the weights of ``nn.Linear`` layers and of transformers' ``Conv1D`` (GPT-2's
 linear layers): attention projections, feed-forward layers, the pooler. Embeddings, norms and
@@ -40,23 +43,23 @@ biases stay dense, and so does the task head (the parameters outside ``model.bas
 unless ``prune_head=True``. ``include=`` / ``exclude=`` take the engine's selectors
 (names, globs, predicates) to change that.
 
-Not supported: DeepSpeed and FSDP (the engine needs whole, unsharded parameters); DDP is.
+Distributed: DDP, and FSDP2 (Accelerate's FSDP plugin with ``fsdp_config={"version": 2}``, the
+default). Refused at ``on_train_begin``: DeepSpeed and FSDP1, whose partitioned or flattened
+parameters hide the weights from the torch optimizer the engine holds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 try:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-    from transformers.pytorch_utils import Conv1D
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 except ImportError as error:  # transformers is an optional dependency of the engine
     raise ImportError(
@@ -65,9 +68,11 @@ except ImportError as error:  # transformers is an optional dependency of the en
     ) from error
 
 from dsd import masks as masklib
-from dsd import selection
 from dsd.engine import DSD
+from dsd.errors import ConfigError
 from dsd.files import atomic_torch_save
+from dsd.integrations import sharded_checkpoint
+from dsd.integrations.hf_selection import ById, default_ids, default_selection
 from dsd.integrations.trainer_checkpoint import ENGINE_FILE, FILE_FORMAT, FILE_VERSION, load_payload
 from dsd.integrations.trainer_lr import CONSTANT_SCHEDULERS, take_over_lr
 from dsd.optim_state import unwrap_optimizer
@@ -77,44 +82,6 @@ from dsd.selection import Selector
 __all__ = ["ENGINE_FILE", "DSDCallback", "default_selection"]
 
 logger = logging.getLogger(__name__)
-
-
-def default_selection(model: nn.Module, prune_head: bool = False) -> list[str]:
-    """Names of the weights the callback prunes by default in a transformers model.
-
-    Weights of ``nn.Linear`` and transformers' ``Conv1D`` that require grad; never a tensor shared
-    with an embedding or a norm (a tied LM head stays dense with its embedding); the head (the
-    parameters outside ``model.base_model``) only if ``prune_head``. Names are those the engine
-    reports (``model.state_dict()`` keys, first name of a shared tensor).
-    """
-    chosen = set(_default_ids(model, prune_head))
-    return [name for name, param, _, _ in selection.considered_parameters(model) if id(param) in chosen]
-
-
-def _default_ids(model: nn.Module, prune_head: bool) -> list[int]:
-    model = selection.unwrap_model(model)
-    dense_owners: set[int] = set()
-    candidates: list[int] = []
-    for module in model.modules():
-        own = dict(module.named_parameters(recurse=False))
-        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) or "Norm" in type(module).__name__:
-            dense_owners.update(id(p) for p in own.values())
-        elif isinstance(module, (nn.Linear, Conv1D)) and "weight" in own and own["weight"].requires_grad:
-            candidates.append(id(own["weight"]))
-    body = _base_model_ids(model)
-    return [
-        pid
-        for pid in dict.fromkeys(candidates)
-        if pid not in dense_owners and (prune_head or body is None or pid in body)
-    ]
-
-
-def _base_model_ids(model: nn.Module) -> set[int] | None:
-    """Parameter ids of ``model.base_model`` (the body), or None when there is no separate head."""
-    base = getattr(model, "base_model", None)
-    if not isinstance(base, nn.Module) or base is model:
-        return None
-    return {id(p) for p in base.parameters()}
 
 
 class DSDCallback(TrainerCallback):
@@ -242,29 +209,24 @@ class DSDCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if getattr(args, "deepspeed", None) or getattr(args, "fsdp", None):
-            raise NotImplementedError(
-                "DSDCallback does not support DeepSpeed or FSDP: the DSD engine needs whole, "
-                "unsharded parameters (DDP is supported)"
-            )
         model, optimizer = kwargs.get("model"), kwargs.get("optimizer")
         if model is None or optimizer is None:
             raise RuntimeError("DSDCallback needs the Trainer's model and optimizer at on_train_begin")
+        _refuse_unsupported(args, model)
         inner = unwrap_optimizer(optimizer)
         if self.engine is None or self.engine.optimizer is not inner or self.engine.model is not model:
             if self.engine is not None:
                 self.engine.remove()
             include = self.include
             if include is None:
-                chosen = set(_default_ids(model, self.prune_head))
-                include = _ById(chosen)
+                include = ById(set(default_ids(model, self.prune_head)))
             self.engine = DSD(
                 model,
                 optimizer,  # the wrapper itself: the engine finds the state wherever it is kept
                 include=include,
                 exclude=self.exclude,
                 skip_first_conv=False,
-                mask_in_backward=True,
+                mask_in_backward=_last_micro_batch(),
             )
             self._applied = None
         self._plan(args, state, kwargs.get("train_dataloader"))
@@ -310,9 +272,14 @@ class DSDCallback(TrainerCallback):
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if self.engine is None or not args.should_save:
+        if self.engine is None:
             return
         folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        sharded = sharded_checkpoint.is_sharded(self.engine)
+        if sharded:  # every rank saves its rows of the masks; rank 0's file below names them
+            engine_checkpoint = sharded_checkpoint.save(self.engine, folder)
+        if not args.should_save:
+            return
         if not os.path.isdir(folder):
             logger.warning("DSD: checkpoint folder %s not found; masks not saved with it", folder)
             return
@@ -322,8 +289,10 @@ class DSDCallback(TrainerCallback):
             "schedule": str(self.schedule),
             "global_step": int(state.global_step),
             "phase_index": -1 if self._applied is None else int(self._applied),
-            "engine": self.engine.state_dict(),
+            "engine": None if sharded else self.engine.state_dict(),
         }
+        if sharded:
+            payload["engine_checkpoint"] = engine_checkpoint
         atomic_torch_save(payload, Path(folder, ENGINE_FILE))
 
     # ----------------------------------------------------------------- phases
@@ -342,7 +311,10 @@ class DSDCallback(TrainerCallback):
         (``dsd.integrations.trainer_checkpoint``)."""
         payload, path = load_payload(args, state, str(self.schedule))
         try:
-            self.engine.load_state_dict(payload["engine"])
+            if payload.get("engine_checkpoint"):  # saved sharded (FSDP2), by every rank
+                sharded_checkpoint.load(self.engine, os.path.dirname(path), payload["engine_checkpoint"])
+            else:
+                self.engine.load_state_dict(payload["engine"])
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from error
         index = int(payload["phase_index"])
@@ -362,11 +334,28 @@ class DSDCallback(TrainerCallback):
             )
 
 
-class _ById:
-    """Selector matching parameters by identity (the default selection, computed from modules)."""
+def _refuse_unsupported(args: TrainingArguments, model: torch.nn.Module) -> None:
+    """DeepSpeed and FSDP1 keep the weights where the engine's torch optimizer does not see them."""
+    fix = "use FSDP2 (TrainingArguments(fsdp=True, fsdp_config={'version': 2}), the default) or DDP"
+    if getattr(args, "deepspeed", None):
+        raise ConfigError(
+            "DSDCallback does not support DeepSpeed: ZeRO partitions the weights and their optimizer "
+            f"state outside the torch optimizer the DSD engine holds; {fix}"
+        )
+    from torch.distributed.fsdp import FullyShardedDataParallel
 
-    def __init__(self, ids: set[int]) -> None:
-        self.ids = ids
+    if any(isinstance(m, FullyShardedDataParallel) for m in model.modules()):
+        raise ConfigError(
+            "DSDCallback does not support FSDP1 (fsdp_config={'version': 1}): its flat parameters "
+            f"hide each weight's shape from the DSD engine; {fix}"
+        )
 
-    def __call__(self, name: str, param: torch.Tensor) -> bool:
-        return id(param) in self.ids
+
+def _last_micro_batch() -> Callable[[], bool]:
+    """Whether the backward now running is the last before the optimizer step: the Trainer sets
+    Accelerate's sync flag before every micro-batch, true on the last one of each step, so the
+    pruned gradients are masked once per step whatever the gradient accumulation."""
+    from accelerate.state import GradientState
+
+    gradient_state = GradientState()
+    return lambda: gradient_state.sync_gradients

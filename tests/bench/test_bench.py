@@ -74,11 +74,16 @@ def test_quick_bench_json_has_every_figure(quick_run):
         assert isinstance(cost["global_over_layer"], float)
     assert set(result["passes"]) == {"resnet18", "lstm"}
     for passes in result["passes"].values():
-        assert set(passes["cost_in_passes"]) == {"step", "whole", "clip", "trainer"}
+        assert (
+            set(passes["cost_in_passes"])
+            == set(passes["direct_in_passes"])
+            == {"step", "whole", "clip", "trainer", "trainer-accum4"}
+        )
+        assert all(v > 0 for v in passes["direct_in_passes"].values()), "the engine's own time was read"
         assert passes["masked_pass_ms"] > 0 and passes["mask_held"] is True and passes["target_passes"] == 1.2
     figures = [row["figure"] for row in result["checks"]]
-    # per step model: 4 step-time and memory figures and 4 cost-in-passes figures; per prune model 4
-    assert len(figures) == len(set(figures)) == 2 * (4 + 4) + 2 * 4
+    # per step model: 4 step-time and memory figures and 5 cost-in-passes figures; per prune model 4
+    assert len(figures) == len(set(figures)) == 2 * (4 + 5) + 2 * 4
     for row in result["checks"]:
         assert set(row) == {"figure", "value", "target", "unit", "pass"} and isinstance(row["pass"], bool)
 
@@ -87,7 +92,7 @@ def test_quick_bench_prints_a_table_with_targets(quick_run):
     done, _ = quick_run
     assert "resnet18: step time, sparse ÷ dense" in done.stdout
     assert "≤ 1.03" in done.stdout and "memory: " in done.stdout
-    assert done.stdout.count("PASS") + done.stdout.count("MISS") == 24
+    assert done.stdout.count("PASS") + done.stdout.count("MISS") == 26
     assert "engine cost per sparse step (with clip_grad_norm_), in masked passes" in done.stdout
 
 
@@ -137,3 +142,27 @@ def test_loop_bench_runs_and_writes_its_figures(tmp_path):
     assert all(value > 0 for value in result["median_step_s"].values())
     assert result["target_overhead_fraction"] == 0.02
     assert result["loop_overhead_fraction"] < 1
+
+
+# ------------------------------------------------------------------ dsd.bench.fsdp
+def test_fsdp_bench_runs_on_two_ranks_and_writes_its_figures(tmp_path):
+    command = [sys.executable, "-m", "dsd.bench.fsdp", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = list(tmp_path.iterdir())
+    assert (
+        len(files) == 1 and files[0].name.startswith("fsdp-cpu-20") and files[0].name.endswith("-quick.json")
+    )
+    result = json.loads(files[0].read_text())
+    assert result["world_size"] == 2 and result["backend"] == "gloo"
+    steps, prune = result["step_time"], result["prune"]
+    assert all(v > 0 for v in steps["median_s"].values()) and isinstance(steps["sparse_over_dense"], float)
+    assert steps["engine_hooks_ms_median"] > 0 and steps["phase_check_ms_median"] > 0, (
+        "timed inside the steps"
+    )
+    assert prune["masks_equal_single_process"] is True
+    traffic = prune["collectives"]
+    assert traffic["calls"] == sum(traffic["by_name"].values()) > 0
+    assert 0 < traffic["bytes"] < prune["weights_bytes"], "prune() moved counts, not the weights"
+    assert len(prune["sharded_s"]) == len(prune["single_s"]) == 1 and prune["sharded_over_single"] > 0
+    assert "step time, sparse ÷ dense" in done.stdout and "per prune():" in done.stdout

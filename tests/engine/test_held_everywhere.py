@@ -283,9 +283,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_sharded_dtensor_parameters_are_refused_naming_fsdp2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before: the engine was built, then ``prune`` failed inside DTensor dispatch
-    (``aten.kthvalue.default does not have a sharding strategy registered``)."""
+def test_fully_shard_on_one_rank_prunes_and_holds_the_masks_of_the_plain_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FSDP2 on a one-rank mesh: the same masks as the plain model's, held through the steps.
+    Before: refused at construction (``ConfigError: DSD does not support FSDP2``); before that,
+    ``prune`` failed inside DTensor dispatch (``aten.kthvalue.default`` has no sharding strategy).
+    Two ranks: ``tests/engine/test_fsdp2.py``."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
@@ -293,11 +297,21 @@ def test_sharded_dtensor_parameters_are_refused_naming_fsdp2(monkeypatch: pytest
     monkeypatch.setenv("MASTER_PORT", str(_free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
+        plain = make_net()
+        plain_engine = dsd.DSD(plain, torch.optim.SGD(plain.parameters(), lr=0.1))
         model = make_net()
         fully_shard(model, mesh=init_device_mesh("cpu", (1,)))
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        with pytest.raises(ConfigError, match=r"FSDP2 \(fully_shard\).*conv2.weight.*DDP"):
-            dsd.DSD(model, optimizer)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        engine = dsd.DSD(model, optimizer)
+        engine.prune(0.5)
+        plain_engine.prune(0.5)
+        assert engine.masks.keys() == plain_engine.masks.keys() == {"conv2.weight", "fc.weight"}
+        for name, mask in plain_engine.masks.items():
+            assert torch.equal(engine.masks[name], mask), name
+        train(model, optimizer, 2)
+        for name, mask in engine.masks.items():
+            pruned = model.get_parameter(name).to_local().detach()[~mask]
+            assert torch.equal(pruned, torch.zeros_like(pruned)), name
     finally:
         dist.destroy_process_group()
         os.environ.pop("MASTER_PORT", None)
