@@ -169,7 +169,7 @@ class DSD:
             )
         self._check_in_optimizer()
         self.agreement.check(len(self.history) + 1, "prune()")
-        self._hold(self._layout.masks(self.tensors, sparsity, scope, criterion, generator))
+        self._hold(self._layout.masks(self.tensors, sharded.Pruning(sparsity, scope, criterion, generator)))
         self.sparsity, self.scope = sparsity, scope
         event = {"event": "prune", "sparsity": sparsity, "scope": scope}
         self.history.append(event | ({"criterion": criterion} if criterion != "magnitude" else {}))

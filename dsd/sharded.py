@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,6 +49,17 @@ def finite_on_every_rank(tensors: Sequence[PrunableTensor]) -> None:
         raise ValueError("cannot prune: another rank holds NaN/inf weights (its error names the tensor)")
 
 
+@dataclass(frozen=True)
+class Pruning:
+    """What one ``prune()`` asks for: the fraction of entries to zero, over each tensor or all
+    (``scope``), by magnitude or at random (``criterion``, drawing from ``generator``)."""
+
+    sparsity: float
+    scope: str
+    criterion: str
+    generator: torch.Generator | None
+
+
 class Layout:
     """Every tensor whole on every rank (one process, DDP)."""
 
@@ -64,22 +76,15 @@ class Layout:
     def check_restart(self, restart: str) -> None:
         """Refuse a ``redense(restart=...)`` this layout cannot do."""
 
-    def masks(
-        self,
-        tensors: Sequence[PrunableTensor],
-        sparsity: float,
-        scope: str,
-        criterion: str,
-        generator: torch.Generator | None,
-    ) -> list[torch.Tensor]:
+    def masks(self, tensors: Sequence[PrunableTensor], pruning: Pruning) -> list[torch.Tensor]:
         """The keep-masks of a ``prune()``: ranked on rank 0 and broadcast, so every rank holds the
         identical mask even if its weights drifted."""
         finite_on_every_rank(tensors)
         params = [t.param for t in tensors]
-        if criterion == "random":
-            masks = masklib.random_masks(params, sparsity, generator)
+        if pruning.criterion == "random":
+            masks = masklib.random_masks(params, pruning.sparsity, pruning.generator)
         else:
-            masks = masklib.magnitude_masks(params, sparsity, scope)
+            masks = masklib.magnitude_masks(params, pruning.sparsity, pruning.scope)
         collective.broadcast_masks(masks)
         return masks
 
@@ -170,26 +175,21 @@ class Sharded(Layout):
                 "(the paper's re-dense)"
             )
 
-    def masks(
-        self,
-        tensors: Sequence[PrunableTensor],
-        sparsity: float,
-        scope: str,
-        criterion: str,
-        generator: torch.Generator | None,
-    ) -> list[torch.Tensor]:
+    def masks(self, tensors: Sequence[PrunableTensor], pruning: Pruning) -> list[torch.Tensor]:
         """The masks of this rank's rows, equal to the rows of one process's masks."""
         own = [PrunableTensor(t.name, self.local(t.param), t.module_type) for t in tensors]
         finite_on_every_rank(own)
         shards = [t.param.detach() for t in own]
-        if criterion == "random":
+        generator = pruning.generator
+        if pruning.criterion == "random":
             assert generator is not None  # the engine refuses the random criterion without one
             self._agree_on(generator)
             shards = [
                 random_keys(t.param.shape, self.rows(t.param), generator).to(s.device)
                 for t, s in zip(tensors, shards, strict=True)
             ]
-        return magnitude_masks(shards, [t.param.numel() for t in tensors], sparsity, scope, self)
+        sizes = [t.param.numel() for t in tensors]
+        return magnitude_masks(shards, sizes, pruning.sparsity, pruning.scope, self)
 
     def _agree_on(self, generator: torch.Generator) -> None:
         """Every rank draws from the first rank's generator state, as under DDP every rank takes

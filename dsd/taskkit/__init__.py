@@ -4,7 +4,7 @@
   evaluation records, metrics) and the cache folder rule.
 - ``config``: configuration fields that carry their help and choices; flags made from them.
 - ``sources``: where a task's data comes from (its folder, a Hugging Face copy, the stand-in),
-  chosen once.
+  chosen once; ``sourced``: the adapter whose data methods ask that source.
 - ``fingerprint``: what identifies a dataset apart from where it lies (part of every run's hash).
 - ``summary``: what a task's data holds, read without building it.
 - ``standin``: building a stand-in dataset once, atomically.

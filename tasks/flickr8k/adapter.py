@@ -26,6 +26,7 @@ Choices to know about, each also written into every run's record (``description`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -37,10 +38,8 @@ from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
 from dsd.files import atomic_write_text
-from dsd.taskkit.adapter import MetricSpec, TaskAdapter
-from dsd.taskkit.fingerprint import DataFingerprint
-from dsd.taskkit.sources import choose_source
-from dsd.taskkit.summary import DataSummary
+from dsd.taskkit.adapter import MetricSpec
+from dsd.taskkit.sourced import SourcedTask, SourceMakers
 from tasks.flickr8k import bleu, features
 from tasks.flickr8k.batches import collate
 from tasks.flickr8k.config import (
@@ -55,11 +54,11 @@ from tasks.flickr8k.config import (
     image_features,
 )
 from tasks.flickr8k.model import NeuralTalk, caption_loss, decode
-from tasks.flickr8k.sources import CaptionSource, FolderSource, HFCaptionSource, StandinSource
+from tasks.flickr8k.sources import DATA_HINT, CaptionSource, FolderSource, HFCaptionSource, StandinSource
 from tasks.flickr8k.text import Vocabulary
 
 
-class Flickr8kTask(TaskAdapter):
+class Flickr8kTask(SourcedTask):
     """NeuralTalk on Flickr-8K (or the digits stand-in), BLEU-1..4 on val (every epoch) and test."""
 
     name: ClassVar[str] = "flickr8k"
@@ -68,28 +67,28 @@ class Flickr8kTask(TaskAdapter):
         f"bleu{n}": MetricSpec(higher_is_better=True, label=f"BLEU-{n}") for n in range(1, 5)
     }
     primary_metric: ClassVar[str] = "bleu4"
-    data_hint: ClassVar[str] = (
-        "a folder holding Flicker8k_Dataset/ (the images) and Flickr8k_text/ (Flickr8k.token.txt and "
-        "the Flickr_8k.*Images.txt split lists) and/or Karpathy's dataset_flickr8k.json, or a Hugging "
-        "Face copy (image and caption_0..caption_4 columns; parquet shards, hub cache or save_to_disk)"
-    )
+    data_hint = DATA_HINT
     config: Flickr8kConfig
 
-    def __init__(
-        self,
-        config: Flickr8kConfig | None = None,
-        data_dir: Path | None = None,
-        cache_dir: Path | None = None,
-    ) -> None:
-        super().__init__(config, data_dir, cache_dir)
-        self.encoder, self.feature_norm = image_features(self.config, self.is_standin)
-        shared = (self.cache_dir, self.config, self.encoder, self.feature_norm)
-        self.source: CaptionSource = choose_source(
-            self.data_dir,
-            standin=lambda: StandinSource(*shared),
-            huggingface=lambda found: HFCaptionSource(found, *shared),
-            folder=lambda root: FolderSource(root, *shared),
-        )
+    source_makers = SourceMakers(standin=StandinSource, huggingface=HFCaptionSource, folder=FolderSource)
+    source: CaptionSource
+
+    def source_arguments(self) -> tuple[Any, ...]:
+        return (self.cache_dir, self.config, self.encoder, self.feature_norm)
+
+    @functools.cached_property
+    def _image_features(self) -> tuple[str, str]:
+        return image_features(self.config, self.is_standin)
+
+    @property
+    def encoder(self) -> str:
+        """The image encoder whose features the captioner reads (``vgg16-fc7``: NeuralTalk's)."""
+        return self._image_features[0]
+
+    @property
+    def feature_norm(self) -> str:
+        """How those features are normalised (``none``: as NeuralTalk)."""
+        return self._image_features[1]
 
     def resolve_config(self, config: Flickr8kConfig) -> Flickr8kConfig:  # type: ignore[override]
         """The 0 placeholders resolved (NeuralTalk's values, or the stand-in's); checked."""
@@ -108,10 +107,6 @@ class Flickr8kTask(TaskAdapter):
         )
 
     # ------------------------------------------------------------------ identity
-    @property
-    def dataset_name(self) -> str:
-        return self.source.dataset_name
-
     @property
     def model_name(self) -> str:
         return "neuraltalk"
@@ -133,23 +128,6 @@ class Flickr8kTask(TaskAdapter):
         }
 
     # ------------------------------------------------------------------ data
-    def prepare(self) -> None:
-        """Build the stand-in (if no data_dir) and the image-feature cache."""
-        self.source.prepare()
-
-    def inspect(self) -> DataSummary:
-        """Captions and images per split, the vocabulary, and what preparing would still do."""
-        return self.source.inspect()
-
-    def data_issues(self) -> dict[str, int]:
-        return self.source.data_issues()
-
-    def skipped_inputs(self) -> dict[str, list[str]]:
-        return self.source.skipped_inputs()
-
-    def data_fingerprint(self) -> DataFingerprint:
-        return self.source.fingerprint()
-
     def setup_notes(self) -> list[str]:
         """Departures from NeuralTalk's Flickr-8K setup: the image encoder, the feature
         normalisation, the model widths and the optimizer settings."""

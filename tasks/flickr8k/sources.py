@@ -28,6 +28,13 @@ from tasks.flickr8k.batches import EvalImages, PreparedData, TrainCaptions, stan
 from tasks.flickr8k.config import FLICKR8K_NAME, STANDIN_NAME, Flickr8kConfig
 from tasks.flickr8k.text import Vocabulary
 
+#: How to point the task at its real data (the command line's stand-in banner).
+DATA_HINT = (
+    "a folder holding Flicker8k_Dataset/ (the images) and Flickr8k_text/ (Flickr8k.token.txt and "
+    "the Flickr_8k.*Images.txt split lists) and/or Karpathy's dataset_flickr8k.json, or a Hugging "
+    "Face copy (image and caption_0..caption_4 columns; parquet shards, hub cache or save_to_disk)"
+)
+
 
 class CaptionSource(DataSource):
     """Captions and images from one origin, prepared for the captioner with ``encoder``'s

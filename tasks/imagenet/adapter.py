@@ -12,9 +12,9 @@ actually used.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -22,14 +22,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dsd.errors import ConfigError
-from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig, move_to_device
+from dsd.taskkit.adapter import MetricSpec, TaskConfig, move_to_device
 from dsd.taskkit.config import param
-from dsd.taskkit.fingerprint import DataFingerprint
-from dsd.taskkit.sources import choose_source
-from dsd.taskkit.summary import DataSummary
+from dsd.taskkit.sourced import SourcedTask, SourceMakers
 from tasks.imagenet import data as datalib
 from tasks.imagenet import models, modern
-from tasks.imagenet.sources import HFImageSource, ImageFolderSource, ImageSource, StandinSource
+from tasks.imagenet.sources import DATA_HINT, HFImageSource, ImageFolderSource, ImageSource, StandinSource
 
 #: Per-process batch on ImageNet: torchvision's reference (32 per GPU; 8 GPUs make the global
 #: batch of 256 the ResNet / VGG / AlexNet recipes were tuned for).
@@ -117,7 +115,7 @@ class ImageNetConfig(TaskConfig):
     )
 
 
-class ImageNetTask(TaskAdapter):
+class ImageNetTask(SourcedTask):
     """ResNet-18/50, VGG-16, GoogLeNet (the paper's four), AlexNet and SqueezeNet on ImageNet."""
 
     name: ClassVar[str] = "imagenet"
@@ -127,37 +125,24 @@ class ImageNetTask(TaskAdapter):
         "top5_err": MetricSpec(higher_is_better=False, label="top-5 err", percent=True),
     }
     primary_metric: ClassVar[str] = "top1_err"
-    data_hint: ClassVar[str] = (
-        "an ImageFolder tree, <dir>/train/<wnid>/*.JPEG and <dir>/val/<wnid>/*.JPEG "
-        "(validation images sorted into class folders, as for torchvision's reference scripts), "
-        "or ILSVRC/imagenet-1k from Hugging Face (its parquet shards, hub cache or save_to_disk folder)"
-    )
+    data_hint = DATA_HINT
     config: ImageNetConfig
 
-    def __init__(
-        self,
-        config: ImageNetConfig | None = None,
-        data_dir: Path | None = None,
-        cache_dir: Path | None = None,
-    ) -> None:
-        super().__init__(config, data_dir, cache_dir)
-        self._channels_last = torch.cuda.is_available()
-        skip_bad = self.config.skip_bad_images
-        self.source: ImageSource = choose_source(
-            self.data_dir,
-            standin=lambda: StandinSource(self.cache_dir, skip_bad),
-            huggingface=lambda found: HFImageSource(found, self.cache_dir, skip_bad),
-            folder=lambda root: ImageFolderSource(root, self.cache_dir, skip_bad),
-        )
+    source_makers = SourceMakers(standin=StandinSource, huggingface=HFImageSource, folder=ImageFolderSource)
+    source: ImageSource
+
+    def source_arguments(self) -> tuple[Any, ...]:
+        return (self.cache_dir, self.config.skip_bad_images)
+
+    @functools.cached_property
+    def _channels_last(self) -> bool:
+        """Images and the model in the channels-last layout: on a GPU, where it is faster."""
+        return torch.cuda.is_available()
 
     def resolve_config(self, config: ImageNetConfig) -> ImageNetConfig:  # type: ignore[override]
         return resolve_config(config, standin=self.is_standin)
 
     # ------------------------------------------------------------------ identity
-    @property
-    def dataset_name(self) -> str:
-        return self.source.dataset_name
-
     @property
     def model_name(self) -> str:
         return self.config.arch
@@ -197,22 +182,6 @@ class ImageNetTask(TaskAdapter):
         return facts | self.source.description_facts()
 
     # ------------------------------------------------------------------ preparation
-    def prepare(self) -> None:
-        """Build the stand-in if needed; list the tree (or read the Hugging Face dataset's shards)
-        and verify every image once (cached)."""
-        self.source.prepare()
-
-    def inspect(self) -> DataSummary:
-        """Both splits' images and the classes, from the data's listing (or, for a stand-in not
-        built yet, from its specification); the verify pass's cached verdict when there is one."""
-        return self.source.inspect()
-
-    def data_fingerprint(self) -> DataFingerprint:
-        return self.source.fingerprint()
-
-    def skipped_inputs(self) -> dict[str, list[str]]:
-        return self.source.skipped_inputs()
-
     def setup_notes(self) -> list[str]:
         """The image size and crop scale, where they are not ImageNet's 224 px and 8 %."""
         cfg, notes = self.config, []
@@ -225,9 +194,6 @@ class ImageNetTask(TaskAdapter):
         if cfg.label_smoothing:
             notes.append(f"label smoothing {cfg.label_smoothing:g}")
         return notes
-
-    def data_issues(self) -> dict[str, int]:
-        return self.source.data_issues()
 
     # ------------------------------------------------------------------ model
     @property

@@ -32,6 +32,14 @@ IMAGENET_CLASSES = 1000
 _WNID = re.compile(r"n\d{8}")
 
 
+#: How to point the task at its real data (the command line's stand-in banner).
+DATA_HINT = (
+    "an ImageFolder tree, <dir>/train/<wnid>/*.JPEG and <dir>/val/<wnid>/*.JPEG "
+    "(validation images sorted into class folders, as for torchvision's reference scripts), "
+    "or ILSVRC/imagenet-1k from Hugging Face (its parquet shards, hub cache or save_to_disk folder)"
+)
+
+
 class ImageSource(DataSource):
     """Labelled images in a ``train`` and a ``val`` split, from one origin."""
 

@@ -44,10 +44,8 @@ from torch import nn
 
 from dsd.errors import ConfigError
 from dsd.schedule import PAPER_RECIPES
-from dsd.taskkit.adapter import MetricSpec, TaskAdapter, TaskConfig
-from dsd.taskkit.fingerprint import DataFingerprint
-from dsd.taskkit.sources import choose_source
-from dsd.taskkit.summary import DataSummary
+from dsd.taskkit.adapter import MetricSpec, TaskConfig
+from dsd.taskkit.sourced import SourcedTask, SourceMakers
 from tasks.wsj.config import (
     AUTO_SIZES,
     PAPER_DECAY,
@@ -60,11 +58,11 @@ from tasks.wsj.ctc import ctc_loss, greedy_decode
 from tasks.wsj.data import SpeechDataset, collate
 from tasks.wsj.models import DeepSpeech1, DeepSpeech2, parameter_count
 from tasks.wsj.scoring import Transcript, error_rates, write_transcripts
-from tasks.wsj.sources import FolderSource, HFSpeechSource, SpeechSource, standin_source
+from tasks.wsj.sources import DATA_HINT, FolderSource, HFSpeechSource, SpeechSource, standin_source
 from tasks.wsj.text import NUM_CLASSES, SYMBOLS
 
 
-class SpeechTask(TaskAdapter):
+class SpeechTask(SourcedTask):
     """DeepSpeech 1 / 2 on WSJ, LibriSpeech or the eSpeak stand-in."""
 
     name: ClassVar[str] = "wsj"
@@ -74,27 +72,24 @@ class SpeechTask(TaskAdapter):
         "cer": MetricSpec(higher_is_better=False, label="CER", percent=True),
     }
     primary_metric: ClassVar[str] = "wer"
-    data_hint: ClassVar[str] = (
-        "a WSJ tree (LDC93S6B wsj0 and LDC94S13B wsj1, as on the CDs) or a LibriSpeech tree "
-        "(train-clean-100, dev-clean, test-clean), or a folder made by `dsd-suite prepare wsj`, or "
-        "openslr/librispeech_asr from Hugging Face (its parquet shards, hub cache or save_to_disk folder)"
-    )
+    data_hint = DATA_HINT
     config: Config
+
+    source_makers = SourceMakers(
+        standin=standin_source, huggingface=HFSpeechSource.locate, folder=FolderSource.locate
+    )
+    source: SpeechSource
 
     def __init__(
         self, config: Config | None = None, data_dir: Path | None = None, cache_dir: Path | None = None
     ) -> None:
         super().__init__(config, data_dir, cache_dir)
-        frames, cache, cfg = self.output_frames(), self.cache_dir, self.config
-        self.source: SpeechSource = choose_source(
-            self.data_dir,
-            standin=lambda: standin_source(cache, cfg, frames),
-            huggingface=lambda found: HFSpeechSource.locate(found, cache, cfg, frames),
-            folder=lambda root: FolderSource.locate(root, cache, cfg, frames),
-        )
         # What a folder holds is a fact of the data (its fingerprint names the corpus), not a
         # hyper-parameter: a --corpus that agrees with the folder leaves the run's hash alone.
         self.config = dataclasses.replace(self.config, corpus="auto")
+
+    def source_arguments(self) -> tuple[Any, ...]:
+        return (self.cache_dir, self.config, self.output_frames())
 
     @property
     def corpus(self) -> str:
@@ -108,21 +103,7 @@ class SpeechTask(TaskAdapter):
         default = STANDIN_BATCH if self.is_standin else REAL_BATCH
         return dataclasses.replace(config, batch_size=config.batch_size or default)
 
-    def prepare(self) -> None:
-        """Build the stand-in or prepare the raw corpus (once), then make sure every audio file
-        of the manifests decodes (once, the verdict cached): a bad file is named before training."""
-        self.source.prepare()
-
-    def inspect(self) -> DataSummary:
-        """Utterances per split from the manifests, or, before they are written, what preparing
-        would do."""
-        return self.source.inspect()
-
     # ------------------------------------------------------------------ identity
-    @property
-    def dataset_name(self) -> str:
-        return self.source.dataset_name
-
     @property
     def model_name(self) -> str:
         return self.config.arch
@@ -220,14 +201,6 @@ class SpeechTask(TaskAdapter):
     def sample_lengths(self) -> Sequence[int]:
         return self.train_dataset().frame_lengths()
 
-    def skipped_inputs(self) -> dict[str, list[str]]:
-        """What preparation and the datasets' checks left out, by reason."""
-        return self.source.skipped_inputs()
-
-    def data_fingerprint(self) -> DataFingerprint:
-        """The corpus and every manifest line the runs read; not where the audio lies."""
-        return self.source.fingerprint()
-
     def setup_notes(self) -> list[str]:
         """Departures from the paper's DeepSpeech setup: model sizes, cell, optimizer."""
         cfg, sizes = self.config, self.sizes()
@@ -238,9 +211,6 @@ class SpeechTask(TaskAdapter):
         if self.optimizer_name != "nesterov":
             notes.append(f"{self.optimizer_name} optimizer")
         return notes
-
-    def data_issues(self) -> dict[str, int]:
-        return self.source.data_issues()
 
     # ------------------------------------------------------------------ steps
     def training_loss(self, model: nn.Module, batch: Any) -> torch.Tensor:

@@ -34,6 +34,14 @@ from tasks.wsj.manifest import Utterance, read_manifest, read_prepared
 OutputFrames = Callable[[int], int]
 
 
+#: How to point the task at its real data (the command line's stand-in banner).
+DATA_HINT = (
+    "a WSJ tree (LDC93S6B wsj0 and LDC94S13B wsj1, as on the CDs) or a LibriSpeech tree "
+    "(train-clean-100, dev-clean, test-clean), or a folder made by `dsd-suite prepare wsj`, or "
+    "openslr/librispeech_asr from Hugging Face (its parquet shards, hub cache or save_to_disk folder)"
+)
+
+
 class SpeechSource(DataSource):
     """A corpus (``wsj``, ``librispeech`` or the stand-in) read from the manifests in ``folder``,
     once something has prepared them there (``build``)."""

@@ -66,6 +66,7 @@ def test_a_sweep_shares_one_baseline_and_one_control(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("runs/*/dsd-*/seed0/done"))) == 2
     assert task.prepared == 1  # one study over both recipes: the data is prepared once
     fresh = RunConfig(results_dir=tmp_path / "fresh", progress=False)
+    prepared_before = task.prepared
     with pytest.raises(ConfigError, match=r"0\.5 is given twice"):
         run_sweep(task, fresh, [0.5, 0.5])
-    assert not (tmp_path / "fresh").exists() and task.prepared == 1  # refused before any work
+    assert not (tmp_path / "fresh").exists() and task.prepared == prepared_before  # refused before any work
