@@ -166,7 +166,8 @@ def test_two_launches_at_once_train_no_run_twice(tmp_path: Path, toy_reference: 
     results = ResultsFolder.at(tmp_path / "results")
     held = "runs/toy-mlp/baseline-c3f5e38b/seed1"  # the toy study's hash of it (toy_reference has it)
     assert (toy_reference / held).is_dir()
-    holder = start_suite(["run", *toy_flags(1.0), "--results", "results", "--no-tables", "--only-run", held],
+    # 3 s a step: the holder trains its baseline for half a minute, long after the launches' first jobs start
+    holder = start_suite(["run", *toy_flags(3.0), "--results", "results", "--no-tables", "--only-run", held],
                          tmp_path, tmp_path / "holder.log")  # fmt: skip
     wait_for(lambda: RunFolder(results.root / held).lock.is_file(), 120, "the plain run to hold its baseline")
     first = start_suite(["launch", *flags, *SLURM], tmp_path, tmp_path / "first.log")
