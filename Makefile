@@ -86,6 +86,7 @@ bench: $(STAMP)
 	$(PY) -m dsd.bench.loop
 	$(PY) -m dsd.bench.agreement
 	$(PY) -m dsd.bench.fsdp
+	$(PY) -m dsd.bench.lock
 	$(SUITE) bench imagenet
 
 # ---------------------------------------------------------------- the paper's studies
@@ -106,11 +107,13 @@ $(TASK_TARGETS): %: $(STAMP)
 # data: the full recipe): imagenet and flickr8k in full but VGG-16 (11x ResNet-18's time per
 # image at the stand-in's 32 px) at half, speech at 0.6 as in the demo, so that the seven studies
 # of one seed take about half an hour on 2 CPU cores (README, Benchmarks). --deterministic: CPU runs
-# resume bit-identically and both launchers give the same numbers (PAPER_ARGS= on GPUs).
+# resume bit-identically; --threads 1: every run on one intra-op thread whichever launcher gives it
+# which cores (the thread count changes a CPU run's last bits), so both launchers give the same
+# numbers and PARALLEL=2 uses 2 cores (PAPER_ARGS= on GPUs).
 LAUNCHER ?= local
 PARALLEL ?= 1
 LAUNCH_ARGS ?=
-PAPER_ARGS ?= --deterministic
+PAPER_ARGS ?= --deterministic --threads 1
 PAPER_STUDIES := imagenet-resnet18 imagenet-resnet50 imagenet-vgg16 imagenet-googlenet \
 	flickr8k-captioning wsj-deepspeech wsj-deepspeech2
 PAPER_SCALE_imagenet ?= 1

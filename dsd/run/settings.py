@@ -5,7 +5,8 @@ a scale on every phase length, the start point, and the loop settings shared by 
 study. ``LoopConfig`` is the loop settings of one run (one seed). Of the loop settings only
 ``amp`` and ``deterministic`` can change results, so only they enter a run's identity: how often
 a run checkpoints or whether it writes TensorBoard events changes no number it trains, and nor
-do the run locks' settings.
+do the run locks' settings. ``threads`` changes a CPU run's last bits as a GPU's scheduling does,
+not what it learns, so it stays out too (a machine with other cores keeps its runs' names).
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ class LoopSettings:
     eval_every: int = param(1, "validate every N epochs; 0: only at phase ends", bounds=(0, None))
     log_every: int = param(50, "optimizer steps between loss checks and progress updates", bounds=(1, None))
     device: str = param("auto", "cpu, cuda, cuda:N; auto: this rank's GPU when there is one, else the CPU")
+    threads: int = param(
+        0,
+        "intra-op CPU threads of each process; 0: the cores it was given (a launched job's share, else "
+        "all). On the CPU the count changes the last bits of every result, so runs compared bit for bit "
+        "(--deterministic, or one study under two launchers) need the same count",
+        bounds=(0, None),
+        identity=False,
+    )
     progress: bool | None = param(None, "a progress bar; default: when stderr is a terminal")
     checkpoint_every: int = param(
         0,

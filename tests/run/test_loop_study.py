@@ -221,3 +221,28 @@ def test_data_loader_workers_default_to_none_on_cpu_and_share_the_cores_on_gpus(
     assert train.default_workers(-1, 1, torch.device("cuda", 0)) == 8  # capped at 8
     assert train.default_workers(-1, 4, "cuda") == 3  # 16 cores shared by 4 ranks, one for the rank
     assert train.default_workers(2, 1, "cpu") == 2  # asked for: honoured
+
+
+class ThreadsSeen(ToyTask):
+    """The toy task, noting the intra-op thread count each run builds its model under."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads_seen: list[int] = []
+
+    def build_model(self) -> torch.nn.Module:
+        self.threads_seen.append(torch.get_num_threads())
+        return super().build_model()
+
+
+def test_threads_sets_each_runs_intra_op_threads(tmp_path: Path) -> None:
+    """``--threads N``: every run trains on N intra-op threads whatever the process had, so two
+    launchers (or machines) that give a run different cores still compute the same bits."""
+    before = torch.get_num_threads()
+    task = ThreadsSeen(ToyConfig())
+    try:
+        torch.set_num_threads(2)
+        study(tmp_path / "one", task, threads=1)
+        assert task.threads_seen and set(task.threads_seen) == {1}
+    finally:
+        torch.set_num_threads(before)
