@@ -9,6 +9,7 @@ A task says only how each origin's source is made (``source_makers``, given the 
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,10 @@ class SourcedTask(TaskAdapter):
             folder=lambda root: makers.folder(root, *args),
         )
 
+    @abc.abstractmethod
     def source_arguments(self) -> tuple[Any, ...]:
-        """What every origin's source is made with, after its location (default: the cache folder
-        and the resolved config)."""
-        return (self.cache_dir, self.config)
+        """What every origin's source is made with, after its location (the cache folder, the
+        resolved config or the parts of it the sources read)."""
 
     # ------------------------------------------------------------------ asked of the source
     @property

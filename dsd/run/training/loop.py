@@ -172,9 +172,9 @@ class RunLoop:
     # ================================================================= setup and resume
     def _setup(self) -> None:
         config, info, schedule = self.config, self.info, self.schedule
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        seed_everything(config.seed * 1000 + info.rank, deterministic=config.deterministic)
+        seed_everything(
+            config.seed * 1000 + info.rank, deterministic=config.deterministic, threads=config.threads
+        )
         self.parts = build_parts(self.adapter, schedule, self.plan.init_weights, config.seed, info)
         self.phase_steps = phase_step_counts(schedule, self.parts.batches_per_epoch)
         resumed = self.recorder.open(self.parts, self.precision.scaler)

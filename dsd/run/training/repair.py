@@ -42,7 +42,9 @@ def damaged_result(plan: RunPlan) -> str | None:
 def reevaluate(adapter: TaskAdapter, plan: RunPlan, config: LoopConfig, info: dist.DistInfo) -> RunResult:
     """Evaluate each phase's saved weights of the finished run ``plan`` again and write its
     ``result.json`` (every rank takes part; rank 0 writes)."""
-    seed_everything(config.seed * 1000 + info.rank, deterministic=config.deterministic)
+    seed_everything(
+        config.seed * 1000 + info.rank, deterministic=config.deterministic, threads=config.threads
+    )
     parts = build_parts(adapter, plan.schedule, None, config.seed, info)
     precision = Precision(config.amp, info.device)
     state = RunState()

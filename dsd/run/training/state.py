@@ -134,9 +134,12 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
+def seed_everything(seed: int, deterministic: bool = False, threads: int = 0) -> None:
     """Seed every generator the run draws from; ``deterministic``: kernels that give the same
-    bits every time (slower), so that a CPU run resumes bit-identically."""
+    bits every time (slower), so that a CPU run resumes bit-identically; ``threads`` (0: leave
+    it): the intra-op thread count, which on the CPU changes the last bits of every result too."""
+    if threads:
+        torch.set_num_threads(threads)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
