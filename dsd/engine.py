@@ -64,9 +64,10 @@ class DSD:
         skip_first_conv: keep the model's first convolution dense (the paper's rule).
         mask_in_backward: mask the pruned gradients at the end of the backward pass that wrote
             them (after DDP's and FSDP2's reductions), for training loops that clip before you can
-            call ``mask_gradients()`` (the Hugging Face Trainer). A function instead of True says
-            whether the backward now running is the last before the step (gradient accumulation),
-            so the pass runs once per step. Default: once, before the step.
+            call ``mask_gradients()`` (the Hugging Face Trainer). A function instead of True says,
+            at each training forward of the model, whether this micro-batch is the last before the
+            step (gradient accumulation): the grad hooks fire only in that backward and the pass
+            runs once per step (``dsd.after_backward``). Default: once, before the step.
     """
 
     def __init__(
@@ -80,7 +81,7 @@ class DSD:
     ) -> None:
         self.model = model
         self.mask_in_backward = mask_in_backward
-        self._after_backward = AfterBackward(self.mask_gradients, mask_in_backward)
+        self._after_backward = AfterBackward(self.mask_gradients, mask_in_backward, self._note_grad)
         found = optim_state.reachable_optimizers(optimizer)
         self.optimizer = optim_state.hook_target(found, optimizer)
         self._state_holders = [f.optimizer for f in found]  # per-entry state, wherever a wrapper keeps it
@@ -224,23 +225,22 @@ class DSD:
             target_masks += [mask] * (1 + len(grad) + len(states))
         masklib.apply_masks_(targets, target_masks)
         self._grads_dirty, self._sparse_steps, self._unchecked = False, 0, False
-        on_grad = self._mask_grad_now if self.mask_in_backward else self._note_grad
-        self._grad_hooks = [t.param.register_post_accumulate_grad_hook(on_grad) for t in self.tensors]
+        if self.mask_in_backward:  # masked at the end of the backward before the step, once
+            self._after_backward.hold(self.model, [t.param for t in self.tensors])
+        else:
+            self._grad_hooks = [
+                t.param.register_post_accumulate_grad_hook(self._note_grad) for t in self.tensors
+            ]
 
     def _release(self) -> None:
         for handle in self._grad_hooks:
             handle.remove()
+        self._after_backward.release()
         self._grad_hooks, self._masks = [], None
 
-    def _note_grad(self, param: torch.Tensor) -> None:
+    def _note_grad(self, *_: Any) -> None:
         """A backward pass accumulated into a pruned tensor's gradient: mask it before the step."""
         self._grads_dirty = True
-
-    def _mask_grad_now(self, param: torch.Tensor) -> None:
-        """``mask_in_backward``: a backward pass wrote a pruned gradient; mask them all at its end,
-        once (``dsd.after_backward``), before a loop that clips right after backward clips."""
-        self._grads_dirty = True
-        self._after_backward.arm()
 
     @torch.no_grad()
     def mask_gradients(self) -> None:

@@ -16,23 +16,26 @@ tensors' gradients) measured in the same rounds; target ≤ 1.2. It is measured
 - with ``clip_grad_norm_`` as our loop runs it (``engine.mask_gradients()``, clip, step);
 - in the Hugging Face Trainer's path, with gradient accumulation 1 and 4: the engine built as the
   callback builds it (``mask_in_backward`` told which micro-batch is the last, as Accelerate's sync
-  flag tells it), the micro-batches' backward passes, clip, step. The pass runs once per step, at
-  the end of the last backward (``dsd.after_backward``); the dense side runs the same
-  micro-batches.
+  flag tells it), the micro-batches' forward and backward passes, clip, step. The grad hooks fire
+  only in the last micro-batch's backward and the pass runs once per step, at its end
+  (``dsd.after_backward``); the dense side runs the same micro-batches.
 
 Variants are interleaved round by round and the figures are medians of paired differences, so a
 slow phase of a shared machine hits dense and sparse alike. On a machine loaded well past its cores
 the differences of two step times still drown a pass of a few milliseconds, so each path's engine
 time is also timed where it runs (``direct_in_passes``): its optimizer hooks (``HookClock``), its
-post-accumulate-grad hooks, the end-of-backward pass and a ``mask_gradients()`` the loop calls,
-divided by the same unit pass. That figure leaves out what the engine costs the rest of the step
-(the memory traffic the first figure was made to catch), so it is the floor, not the figure.
+post-accumulate-grad hooks, its check before each forward (registering and removing the grad
+hooks), the end-of-backward pass and a ``mask_gradients()`` the loop calls, divided by the same
+unit pass. That figure leaves out what the engine costs the rest of the step (the memory traffic
+the first figure was made to catch), so it is the floor, not the figure; it includes the clock's
+own few microseconds per timed call.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -56,6 +59,19 @@ PATHS = {
 
 def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median of ``values``: the order statistics that the
+    binomial count of values below the median leaves outside with probability ``1 - confidence``
+    (for 30 values, the 10th and 21st). Step-time differences on a shared machine have heavy
+    tails, so no normal interval; with 5 values or fewer it is the whole range."""
+    ordered, n = sorted(values), len(values)
+    outside, tail = 0, 0.0  # values left out on each side, and the chance of that many or fewer
+    while outside < n // 2 and tail + math.comb(n, outside) / 2**n <= (1 - confidence) / 2:
+        tail += math.comb(n, outside) / 2**n
+        outside += 1
+    return (ordered[0], ordered[-1]) if outside == 0 else (ordered[outside - 1], ordered[n - outside])
 
 
 def _backward(model: nn.Module, spec: StepModel, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -86,8 +102,14 @@ class _EngineTime:
         return self.seconds + sum((b - a) + (d - c) for a, b, c, d in stamps)
 
 
-def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: int = 2) -> dict[str, Any]:
-    """The engine's cost per sparse step on every path, in masked gradient passes."""
+def bench_passes(
+    spec: StepModel,
+    device: torch.device,
+    repeats: int,
+    warmup: int = 2,
+    paths: tuple[str, ...] = tuple(PATHS),
+) -> dict[str, Any]:
+    """The engine's cost per sparse step on each of ``paths``, in masked gradient passes."""
     torch.manual_seed(0)
     base = spec.build().to(device).train()
     batch = spec.batch(device)
@@ -108,8 +130,10 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
         inside.clocks.append(clock)
         # the grad hooks prune() registers, and the end-of-backward pass, timed where they run
         engine._note_grad = inside.timed(engine._note_grad)  # type: ignore[method-assign]
-        engine._mask_grad_now = inside.timed(engine._mask_grad_now)  # type: ignore[method-assign]
-        engine._after_backward.fn = inside.timed(engine._after_backward.fn)
+        after_backward = engine._after_backward  # its gate before each forward, its grad hooks, its pass
+        after_backward._before_forward = inside.timed(after_backward._before_forward)  # type: ignore[method-assign]
+        after_backward._on_grad = inside.timed(after_backward._on_grad)  # type: ignore[method-assign]
+        after_backward.fn = inside.timed(after_backward.fn)
         engine.prune(SPARSITY)
         sparse[in_backward] = (model, optimizer, engine)
     lazy_engine = sparse[False][2]
@@ -137,8 +161,8 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
 
         return run
 
-    costs: dict[str, list[float]] = {name: [] for name in PATHS}
-    direct: dict[str, list[float]] = {name: [] for name in PATHS}
+    costs: dict[str, list[float]] = {name: [] for name in paths}
+    direct: dict[str, list[float]] = {name: [] for name in paths}
     units: list[float] = []
     for model, optimizer in ((dense, dense_opt), *((m, o) for m, o, _ in sparse.values())):
         optimizer.zero_grad(set_to_none=True)
@@ -146,7 +170,7 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
     grads[:] = [t.param.grad for t in lazy_engine.tensors]
     for round_index in range(warmup + repeats):
         unit = timer(one_pass)
-        for name in PATHS:
+        for name in paths:
             if name == "step":  # the same gradients each time: the engine re-masks them as new
                 lazy_engine._grads_dirty = True
             order = (True, False) if round_index % 2 else (False, True)
@@ -170,6 +194,9 @@ def bench_passes(spec: StepModel, device: torch.device, repeats: int, warmup: in
         "masked_pass_ms": unit * 1000,
         "cost_ms": {name: statistics.median(c) * 1000 for name, c in costs.items()},
         "cost_in_passes": {name: statistics.median(c) / unit for name, c in costs.items()},
+        "cost_interval_in_passes": {
+            name: [end / unit for end in median_interval(c)] for name, c in costs.items()
+        },
         "direct_in_passes": {name: statistics.median(d) / unit for name, d in direct.items()},
         "target_passes": TARGET_PASSES,
         "mask_held": held,
@@ -182,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", default="resnet18,resnet18-224px,lstm", help="comma-separated step models"
     )
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {','.join(PATHS)}")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
@@ -189,20 +217,24 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     wanted = args.models.split(",")
     specs = [spec for spec in step_models(quick=False) if spec.name in wanted]
-    if not specs or args.repeats < 1:
+    paths = tuple(args.paths.split(","))
+    if not specs or args.repeats < 1 or not set(paths) <= set(PATHS):
         parser.error(
-            f"--models takes some of {[s.name for s in step_models(quick=False)]}; --repeats, a number > 0"
+            f"--models takes some of {[s.name for s in step_models(quick=False)]}; --paths some of "
+            f"{list(PATHS)}; --repeats, a number > 0"
         )
     for spec in specs:
         rounds = max(2, args.repeats // spec.config.get("rounds_divisor", 1))
-        result = bench_passes(spec, torch.device(args.device), rounds)
+        result = bench_passes(spec, torch.device(args.device), rounds, paths=paths)
+        intervals, inside = result["cost_interval_in_passes"], result["direct_in_passes"]
         costs = ", ".join(
-            f"{path} {value:.2f} (inside the engine {result['direct_in_passes'][path]:.2f})"
+            f"{path} {value:.2f} [{intervals[path][0]:.2f}, {intervals[path][1]:.2f}] "
+            f"(inside the engine {inside[path]:.2f})"
             for path, value in result["cost_in_passes"].items()
         )
         print(
             f"{spec.name}: one masked pass {result['masked_pass_ms']:.2f} ms; engine cost per sparse step "
-            f"in passes (target <= {TARGET_PASSES}): {costs}; {rounds} rounds; "
+            f"in passes, median [95% interval] (target <= {TARGET_PASSES}): {costs}; {rounds} rounds; "
             f"mask held: {result['mask_held']}",
             flush=True,
         )

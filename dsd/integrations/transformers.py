@@ -24,8 +24,9 @@ What the callback does, and where in the Trainer it does it:
   groups with their own base rate keep their ratio to the first group's.
 - Gradients of pruned weights are zeroed once per optimizer step, at the end of the last
   micro-batch's backward pass (the engine's ``mask_in_backward``, told by Accelerate's sync flag
-  which backward is the last), so the Trainer's gradient clipping and its logged ``grad_norm``
-  see the sparse model, and the optimizer step needs no second pass.
+  before each forward which micro-batch is the last; the other micro-batches run no hook), so
+  the Trainer's gradient clipping and its logged ``grad_norm`` see the sparse model, and the
+  optimizer step needs no second pass.
 - ``on_log``: adds ``dsd/phase`` (index of the current phase) and ``dsd/sparsity`` (fraction of
   the selected weights that are exactly zero, counted from the weights) to the Trainer's logs
   and its ``state.log_history``. Reporting integrations (TensorBoard, W&B) run before the
@@ -352,9 +353,10 @@ def _refuse_unsupported(args: TrainingArguments, model: torch.nn.Module) -> None
 
 
 def _last_micro_batch() -> Callable[[], bool]:
-    """Whether the backward now running is the last before the optimizer step: the Trainer sets
-    Accelerate's sync flag before every micro-batch, true on the last one of each step, so the
-    pruned gradients are masked once per step whatever the gradient accumulation."""
+    """Whether the micro-batch now running is the last before the optimizer step (the engine asks
+    before each training forward): the Trainer sets Accelerate's sync flag before every
+    micro-batch, true on the last one of each step, so the pruned gradients are masked once per
+    step whatever the gradient accumulation."""
     from accelerate.state import GradientState
 
     gradient_state = GradientState()

@@ -346,6 +346,57 @@ def test_epoch_phases_with_accumulation_and_linear_decay(tmp_path, caplog):
     assert all(value == 0.0 for value in probe.pruned_grad_max.values())
 
 
+class MaskingCounter(TrainerCallback):
+    """Counts the engine's grad-hook calls and end-of-backward passes per optimizer step (wraps
+    them at on_train_begin, after DSDCallback built the engine and before any prune())."""
+
+    def __init__(self, dsd: DSDCallback) -> None:
+        self.dsd = dsd
+        self.hook_calls: dict[int, int] = {}
+        self.passes: dict[int, int] = {}
+        self.step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        after = self.dsd.engine._after_backward
+        on_grad, masking = after._on_grad, after.fn
+
+        def counted_hook(param):
+            self.hook_calls[self.step] = self.hook_calls.get(self.step, 0) + 1
+            on_grad(param)
+
+        def counted_pass():
+            self.passes[self.step] = self.passes.get(self.step, 0) + 1
+            masking()
+
+        after._on_grad, after.fn = counted_hook, counted_pass
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step = state.global_step
+
+
+def test_with_accumulation_the_trainer_masks_once_per_optimizer_step(tmp_path):
+    """Accumulation 4 over 10 batches an epoch (windows of 4, 4 and 2 micro-batches): the pruned
+    tensors' hooks fire in the last micro-batch's backward only, one masking pass per step, and
+    the gradients the Trainer clips are the sparse model's. Before: every micro-batch's backward
+    called every pruned tensor's hook (10 calls a tensor per epoch instead of 3)."""
+    model = tiny_bert()
+    dsd = DSDCallback("D:1@1e-3 S50%:1@1e-3 D:1@1e-4")
+    probe, counter = Probe(dsd, model), MaskingCounter(dsd)
+    args = training_args(
+        tmp_path,
+        max_steps=-1,
+        num_train_epochs=3,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=4,
+    )
+    Trainer(model=model, args=args, train_dataset=Tokens(40), callbacks=[dsd, probe, counter]).train()
+    assert dsd.phase_starts == [0, 3, 6, 9]
+    tensors = len(dsd.engine.tensors)
+    assert counter.hook_calls == {step: tensors for step in (3, 4, 5)}
+    assert counter.passes == {3: 1, 4: 1, 5: 1}
+    assert probe.pruned_grad_max == {3: 0.0, 4: 0.0, 5: 0.0}
+
+
 class LogRecorder(TrainerCallback):
     """Stands for a reporting integration: keeps the keys of every log it receives."""
 
