@@ -16,9 +16,10 @@ tensors' gradients) measured in the same rounds; target ≤ 1.2. It is measured
 - with ``clip_grad_norm_`` as our loop runs it (``engine.mask_gradients()``, clip, step);
 - in the Hugging Face Trainer's path, with gradient accumulation 1 and 4: the engine built as the
   callback builds it (``mask_in_backward`` told which micro-batch is the last, as Accelerate's sync
-  flag tells it), the micro-batches' forward and backward passes, clip, step. The grad hooks fire
-  only in the last micro-batch's backward and the pass runs once per step, at its end
-  (``dsd.after_backward``); the dense side runs the same micro-batches.
+  flag tells it), the micro-batches' forward and backward passes (the batch split in 1 or 4, as
+  accumulation splits it), clip, step. The grad hooks fire only in the last micro-batch's
+  backward and the pass runs once per step, at its end (``dsd.after_backward``); the dense side
+  runs the same micro-batches.
 
 Variants are interleaved round by round and the figures are medians of paired differences, so a
 slow phase of a shared machine hits dense and sparse alike. On a machine loaded well past its cores
@@ -79,6 +80,14 @@ def _backward(model: nn.Module, spec: StepModel, batch: tuple[torch.Tensor, torc
     spec.loss(model(inputs), target).backward()
 
 
+def _micro_batches(spec: StepModel, batch: tuple[torch.Tensor, torch.Tensor], count: int) -> list[tuple]:
+    """``batch`` split into ``count`` micro-batches, as gradient accumulation splits a batch: the
+    step does the same work at any accumulation, so its time (and its noise) stays that of one
+    step and the engine's extra per step stays measurable."""
+    inputs, target = batch
+    return list(zip(inputs.chunk(count, spec.batch_dim), target.chunk(count, spec.batch_dim), strict=True))
+
+
 class _EngineTime:
     """Seconds spent inside the engine's own calls (wrapped with ``timed``) and its optimizer hooks
     (a ``HookClock`` per sparse optimizer), read per run."""
@@ -136,6 +145,7 @@ def bench_passes(
         after_backward.fn = inside.timed(after_backward.fn)
         engine.prune(SPARSITY)
         sparse[in_backward] = (model, optimizer, engine)
+    split = {count: _micro_batches(spec, batch, count) for _, _, count in PATHS.values()}
     lazy_engine = sparse[False][2]
     grads = [t.param.grad for t in lazy_engine.tensors]
     masks = list(lazy_engine.masks.values())
@@ -150,9 +160,9 @@ def bench_passes(
         def run() -> None:
             if name != "step":
                 optimizer.zero_grad(set_to_none=True)
-                for micro_batch in range(micro_batches):
-                    last["micro_batch"] = micro_batch == micro_batches - 1
-                    _backward(model, spec, batch)
+                for index, micro_batch in enumerate(split[micro_batches]):
+                    last["micro_batch"] = index == micro_batches - 1
+                    _backward(model, spec, micro_batch)
             if clip:
                 if engine is not None and not in_backward:
                     inside.timed(engine.mask_gradients)()  # our loop: the sparse model's gradient is clipped

@@ -82,17 +82,23 @@ def test_quick_bench_json_has_every_figure(quick_run):
         assert all(v > 0 for v in passes["direct_in_passes"].values()), "the engine's own time was read"
         assert passes["masked_pass_ms"] > 0 and passes["mask_held"] is True and passes["target_passes"] == 1.2
     figures = [row["figure"] for row in result["checks"]]
-    # per step model: 4 step-time and memory figures and 5 cost-in-passes figures; per prune model 4
-    assert len(figures) == len(set(figures)) == 2 * (4 + 5) + 2 * 4
+    # per step model: 4 step-time and memory figures, 5 cost-in-passes figures (each with the
+    # interval of its median) and the Trainer paths' 2 timed inside the engine; per prune model 4
+    assert len(figures) == len(set(figures)) == 2 * (4 + 5 + 2) + 2 * 4
     for row in result["checks"]:
-        assert set(row) == {"figure", "value", "target", "unit", "pass"} and isinstance(row["pass"], bool)
+        keys = {"figure", "value", "target", "unit", "pass"}
+        assert set(row) in (keys, keys | {"interval"}) and isinstance(row["pass"], bool)
+        if "interval" in row:
+            low, high = row["interval"]
+            assert low <= row["value"] <= high
 
 
 def test_quick_bench_prints_a_table_with_targets(quick_run):
     done, _ = quick_run
     assert "resnet18: step time, sparse ÷ dense" in done.stdout
     assert "≤ 1.03" in done.stdout and "memory: " in done.stdout
-    assert done.stdout.count("PASS") + done.stdout.count("MISS") == 26
+    assert done.stdout.count("PASS") + done.stdout.count("MISS") == 30
+    assert done.stdout.count("(95% interval ") == 10
     assert "engine cost per sparse step (with clip_grad_norm_), in masked passes" in done.stdout
 
 
