@@ -9,14 +9,14 @@ post-accumulate-grad hook of a backward queues one callback with the autograd en
 it when the backward is done: one masking pass over all pruned gradients.
 
 With gradient accumulation only the last micro-batch's backward needs that pass, and a Python hook
-called for every pruned tensor of every other micro-batch is pure cost (about 6 µs a call from
-C++, 60 calls a step on ResNet-18 at accumulation 4). So ``when`` (a function saying whether the
-micro-batch now running is the last before the step, such as Accelerate's sync flag) is asked at
-each training forward of the model, and the tensors' hooks are registered only while it says yes:
-they fire once per optimizer step. A forward it says no to marks the gradients unmasked, so the
-engine still masks them before the step if no end-of-backward pass follows. A loop that never
-calls the model itself (only its parts) keeps the hooks, and the first hook of each backward asks
-``when``.
+called for every pruned tensor of every other micro-batch is pure cost (about 15 µs a call timed
+inside a ResNet-18 backward, 60 calls a step at accumulation 4: 0.17 of a pass). So ``when`` (a
+function saying whether the micro-batch now running is the last before the step, such as
+Accelerate's sync flag) is asked before each training forward of the model, and the tensors'
+hooks are in their hook tables only while it says yes: they fire once per optimizer step. A
+forward it says no to marks the gradients unmasked, so the engine still masks them before the
+step if no end-of-backward pass follows. A loop that never calls the model itself (only its
+parts) keeps the hooks, and the first hook of each backward asks ``when``.
 
 The callback queues itself a second time before it runs: callbacks queued during backward run
 in order, and DDP queues its ``finalize_backward`` (which copies the all-reduced gradients back
@@ -56,7 +56,7 @@ class AfterBackward:
         self._handles = [p.register_post_accumulate_grad_hook(self._on_grad) for p in params]
         self._hooked = True
         if callable(self.when):
-            # compiled models trace their modules' hooks; this one registers hooks, so it runs eagerly
+            # compiled models trace their modules' hooks; this one edits hook tables: run it eagerly
             self._gate = model.register_forward_pre_hook(torch.compiler.disable(self._before_forward))
 
     def release(self) -> None:
