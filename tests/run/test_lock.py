@@ -36,6 +36,10 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 #: Seconds slept per training step in the command-line tests: a run lasts 0.4-0.8 s plus its
 #: evaluations, long enough for a second process to meet its lock.
 STEP_DELAY = 0.05
+#: Steps of the two-commands test: a run lasts about 10 s, so the second command, which takes
+#: seconds to start on a loaded machine, still finds runs nobody holds (at 0.05 s a step the first
+#: had trained all but one run before the second looked, once in a full-suite run).
+SIDE_BY_SIDE_STEP_DELAY = 0.4
 
 
 def holder(host: str = "elsewhere", job: str = "", start: int = 0, token: str = "theirs") -> LockHolder:
@@ -140,7 +144,7 @@ def test_a_takeover_puts_back_a_fresh_lock_taken_in_between(tmp_path: Path) -> N
 
 
 def test_two_identical_run_commands_at_once_train_each_run_once(tmp_path: Path, toy_reference: Path) -> None:
-    command = ["run", *toy_flags(STEP_DELAY), "--results", "results", "--no-tables"]
+    command = ["run", *toy_flags(SIDE_BY_SIDE_STEP_DELAY), "--results", "results", "--no-tables"]
     first = start_suite(command, tmp_path, tmp_path / "first.log")
     results = ResultsFolder.at(tmp_path / "results")
     wait_for(lambda: any(f.lock.exists() for f in results.run_folders()), 120, "the first run's lock")
