@@ -25,8 +25,8 @@ Variants are interleaved round by round and the figures are medians of paired di
 slow phase of a shared machine hits dense and sparse alike. On a machine loaded well past its cores
 the differences of two step times still drown a pass of a few milliseconds, so each path's engine
 time is also timed where it runs (``direct_in_passes``): its optimizer hooks (``HookClock``), its
-post-accumulate-grad hooks, its check before each forward (registering and removing the grad
-hooks), the end-of-backward pass and a ``mask_gradients()`` the loop calls, divided by the same
+post-accumulate-grad hooks, its check before each forward (putting the grad hooks in or out of
+their tables), the end-of-backward pass and a ``mask_gradients()`` the loop calls, divided by the same
 unit pass. That figure leaves out what the engine costs the rest of the step (the memory traffic
 the first figure was made to catch), so it is the floor, not the figure; it includes the clock's
 own few microseconds per timed call.
