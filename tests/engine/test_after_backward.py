@@ -102,18 +102,25 @@ def _pruned_weights_and_momentum(engine: dsd.DSD) -> torch.Tensor:
     return torch.cat(values)
 
 
-def test_with_accumulation_the_grad_hooks_fire_only_in_the_last_micro_batchs_backward() -> None:
-    """Before: every pruned tensor's hook ran in every micro-batch's backward (80 Python calls a
-    step on ResNet-18 at accumulation 4, measured as about 0.2 of a masked pass)."""
+def _pruned_engine(last: dict[str, bool] | None) -> tuple[nn.Module, dsd.DSD, dict[str, int]]:
+    """The small net pruned at 50 % with SGD momentum, masked in backward when ``last`` says the
+    micro-batch is the last (``None``: never), its hook calls and passes counted."""
     model = make_net()
-    last = {"micro_batch": True}
     engine = dsd.DSD(
         model,
         torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-        mask_in_backward=lambda: last["micro_batch"],
+        mask_in_backward=(lambda: last["micro_batch"]) if last is not None else (lambda: False),
     )
     counts = _counting(engine)
     engine.prune(0.5)
+    return model, engine, counts
+
+
+def test_with_accumulation_the_grad_hooks_fire_only_in_the_last_micro_batchs_backward() -> None:
+    """Before: every pruned tensor's hook ran in every micro-batch's backward (80 Python calls a
+    step on ResNet-18 at accumulation 4, measured as about 0.2 of a masked pass)."""
+    last = {"micro_batch": True}
+    model, engine, counts = _pruned_engine(last)
     pruned_grads = _accumulate(engine, model, last)
     assert counts == {"hook calls": 2 * len(engine.tensors), "passes": 2}, "one hook per tensor and step"
     assert pruned_grads[3] == pruned_grads[7] == 0.0 < pruned_grads[1]
@@ -124,12 +131,7 @@ def test_with_accumulation_the_grad_hooks_fire_only_in_the_last_micro_batchs_bac
 def test_a_loop_whose_flag_never_says_last_still_steps_on_masked_gradients() -> None:
     """The hooks are off for every micro-batch: the step itself masks what the backward passes
     wrote, so the mask holds (the clipping norm is then the loop's own mistake)."""
-    model = make_net()
-    engine = dsd.DSD(
-        model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), mask_in_backward=lambda: False
-    )
-    counts = _counting(engine)
-    engine.prune(0.5)
+    model, engine, counts = _pruned_engine(None)
     _accumulate(engine, model, {})
     assert counts == {"hook calls": 0, "passes": 0}
     zeros = _pruned_weights_and_momentum(engine)
@@ -139,15 +141,8 @@ def test_a_loop_whose_flag_never_says_last_still_steps_on_masked_gradients() -> 
 def test_a_loop_that_calls_only_the_models_parts_is_masked_once_per_step() -> None:
     """No forward of the model itself asks the flag: the hooks stay, and the first of each
     backward asks it."""
-    model = make_net()
     last = {"micro_batch": True}
-    engine = dsd.DSD(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-        mask_in_backward=lambda: last["micro_batch"],
-    )
-    counts = _counting(engine)
-    engine.prune(0.5)
+    model, engine, counts = _pruned_engine(last)
 
     def by_parts(x: torch.Tensor) -> torch.Tensor:
         return model.fc(torch.tanh(model.conv2(torch.tanh(model.conv1(x)))).flatten(1))
@@ -161,15 +156,8 @@ def test_a_loop_that_calls_only_the_models_parts_is_masked_once_per_step() -> No
 def test_a_model_compiled_after_the_engine_runs_the_check_before_forward_eagerly() -> None:
     """``torch.compile`` traces a module's forward hooks; the engine's registers grad hooks, so
     it must run as Python every time, not once at tracing."""
-    model = make_net()
     last = {"micro_batch": True}
-    engine = dsd.DSD(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-        mask_in_backward=lambda: last["micro_batch"],
-    )
-    counts = _counting(engine)
-    engine.prune(0.5)
+    model, engine, counts = _pruned_engine(last)
     compiled = torch.compile(model, backend="eager")
     try:
         pruned_grads = _accumulate(engine, compiled, last, steps=3)
